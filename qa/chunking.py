@@ -1,0 +1,83 @@
+"""Article -> overlapping, sentence-aligned passages that keep their character offsets."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .articles import Article
+
+
+@dataclass(frozen=True)
+class Chunk:
+    article_id: str
+    start: int   # offsets into the article's text: article.text[start:end] == text
+    end: int
+    text: str
+
+
+# A sentence ends after . ! or ? (and any closing quotes or brackets) when white space and a capital,
+# digit or opening quote follow; a blank line always ends one. Short abbreviations (Mr., U.S.) do not.
+_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+_ABBREVIATION = re.compile(r"(?:\b[A-Z][a-z]{0,2}|\b[A-Z](?:\.[A-Z])+|\b(?:etc|vs|approx|No|Jr|Sr|St))\.$")
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of `text`, white space around them left out."""
+    spans, start = [], 0
+    for match in _END.finditer(text):
+        if match.group().startswith("\n"):
+            end = match.start()
+        elif _ABBREVIATION.search(text[start : match.start() + 1]):
+            continue
+        else:
+            end = match.end()
+        spans.append((start, end))
+        start = end
+    spans.append((start, len(text)))
+    return [_strip(text, s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """A sentence longer than a passage is cut at white space."""
+    pieces = []
+    while end - start > size:
+        cut = text.rfind(" ", start + size // 2, start + size)
+        cut = cut if cut > start else start + size
+        pieces.append(_strip(text, start, cut))
+        start = cut
+    pieces.append(_strip(text, start, end))
+    return [p for p in pieces if p[1] > p[0]]
+
+
+def chunk_article(article: Article, size: int = 900, overlap: int = 200) -> list[Chunk]:
+    """Pack whole sentences into passages of about `size` characters; each passage starts with the
+    last sentences (up to `overlap` characters) of the one before, so a fact cut by a passage edge
+    is whole in one of them."""
+    if overlap >= size:
+        raise ValueError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
+    text = article.text
+    spans = [p for s, e in sentences(text) for p in _split_long(text, s, e, size)]
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(spans):
+        j = i
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= size:
+            j += 1
+        start, end = spans[i][0], spans[j][1]
+        chunks.append(Chunk(article.id, start, end, text[start:end]))
+        if j + 1 >= len(spans):
+            break
+        # step back over trailing sentences that fit in the overlap, but always move forward
+        nxt = j + 1
+        while nxt - 1 > i and spans[j][1] - spans[nxt - 1][0] <= overlap:
+            nxt -= 1
+        i = nxt
+    return chunks
