@@ -1,0 +1,191 @@
+"""Evaluation on SQuAD-format files.
+
+reader mode: the reader alone on each question's gold paragraph.
+open mode:   every paragraph of the file is indexed; each question is asked against the whole index
+             (retrieval recall@k, EM/F1), and once more with its own article left out, where the
+             right behaviour is to abstain.
+Also the calibration of the abstention threshold and of the confidence (on held-out training articles).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .articles import Article
+from .config import Settings
+from .embedding import Embedder
+from .metrics import best_score, exact_match, token_f1
+from .pipeline import decide
+from .reader import Calibration, Reader
+from .retrieval import Retriever
+from .squad import Example, read_squad
+from .store import update_index
+
+BATCH = 16  # questions read together: their windows share forward passes
+
+
+@dataclass
+class Scored:
+    example: Example
+    prediction: str
+    gap: float
+    passages_article_ids: list[str] | None = None
+
+    @property
+    def em(self) -> float:
+        return best_score(exact_match, self.prediction, self.example.answers)
+
+    @property
+    def f1(self) -> float:
+        return best_score(token_f1, self.prediction, self.example.answers)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+def evaluate_reader(path: str, reader: Reader, threshold: float | None = None, limit: int | None = None,
+                    progress: bool = True) -> dict:
+    """EM/F1 of the reader on gold paragraphs. On files with unanswerable questions (SQuAD 2.0) it
+    may abstain, at `threshold` (default: the reader's calibrated one); on SQuAD 1.1 files it always answers."""
+    examples = read_squad(path)[:limit]
+    squad2 = any(e.is_impossible for e in examples)
+    if threshold is None:
+        threshold = reader.calibration.no_answer_threshold
+    started = time.perf_counter()
+    scored = []
+    for lo in tqdm(range(0, len(examples), BATCH), desc="reader eval", unit="batch", disable=not progress):
+        part = examples[lo : lo + BATCH]
+        for ex, reading in zip(part, reader.read_many([e.question for e in part], [[e.context] for e in part])):
+            answer = reading.spans[0].text if reading.spans else ""
+            if squad2 and reading.gap < threshold:
+                answer = ""
+            scored.append(Scored(ex, answer, reading.gap))
+    seconds = time.perf_counter() - started
+    result = {
+        "file": Path(path).name, "mode": "reader", "n": len(scored),
+        "exact_match": 100 * _mean(s.em for s in scored), "f1": 100 * _mean(s.f1 for s in scored),
+        "seconds_per_question": seconds / max(1, len(scored)),
+    }
+    if squad2:
+        has = [s for s in scored if not s.example.is_impossible]
+        no = [s for s in scored if s.example.is_impossible]
+        result.update({
+            "threshold": threshold,
+            "has_answer": {"n": len(has), "exact_match": 100 * _mean(s.em for s in has), "f1": 100 * _mean(s.f1 for s in has)},
+            "no_answer": {"n": len(no), "exact_match": 100 * _mean(s.em for s in no), "f1": 100 * _mean(s.f1 for s in no)},
+        })
+    return result
+
+
+def paragraph_articles(examples: list[Example]) -> tuple[list[Article], dict[str, str]]:
+    """Each distinct paragraph becomes an article 'Title#n'; also returns context -> that id."""
+    ids: dict[str, str] = {}
+    articles = []
+    counts: dict[str, int] = {}
+    for ex in examples:
+        if ex.context in ids:
+            continue
+        n = counts[ex.title] = counts.get(ex.title, -1) + 1
+        ids[ex.context] = f"{ex.title}#{n}"
+        articles.append(Article(ids[ex.context], ex.title.replace("_", " "), ex.context, "", None,
+                                hashlib.sha256(ex.context.encode()).hexdigest()))
+    return articles, ids
+
+
+def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
+             progress: bool = True, threshold: float | None = None) -> tuple[list[dict], float]:
+    """Ask every question against an index of all the file's paragraphs, with and without its own
+    article. Returns per-question records (gaps, predictions, recall ranks) and seconds per question."""
+    articles, paragraph_id = paragraph_articles(examples)
+    by_title: dict[str, set[str]] = {}
+    for ex in examples:
+        by_title.setdefault(ex.title, set()).add(paragraph_id[ex.context])
+    with tempfile.TemporaryDirectory() as tmp:
+        s = qa_settings
+        stored, _ = update_index(tmp, articles, embedder, s.chunk_chars, s.chunk_overlap, s.hnsw_above, progress=progress)
+    retriever = Retriever(stored, embedder)
+    k_read = s.top_k
+    records = []
+    seconds = 0.0
+    for lo in tqdm(range(0, len(examples), BATCH), desc="open eval", unit="batch", disable=not progress):
+        part = examples[lo : lo + BATCH]
+        started = time.perf_counter()
+        found = retriever.search_many([e.question for e in part], k=max(10, k_read))
+        readings = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps[:k_read]] for ps in found])
+        answers = [decide(r, ps[:k_read], reader.calibration, threshold) for r, ps in zip(readings, found)]
+        seconds += time.perf_counter() - started
+        without = retriever.search_many([e.question for e in part], k=k_read,
+                                        exclude=[frozenset(by_title[e.title]) for e in part])
+        readings_out = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps] for ps in without])
+        answers_out = [decide(r, ps, reader.calibration, threshold) for r, ps in zip(readings_out, without)]
+        for ex, ps, r, a, r_out, a_out in zip(part, found, readings, answers, readings_out, answers_out):
+            ranked = [p.chunk.article_id for p in ps]
+            gold = paragraph_id[ex.context]
+            records.append({
+                "example": ex, "rank": ranked.index(gold) + 1 if gold in ranked else None,
+                "prediction": a.text or "", "gap": r.gap, "gap_without": r_out.gap,
+                "abstained": a.abstained, "abstained_without": a_out.abstained,
+            })
+    return records, seconds / max(1, len(examples))
+
+
+def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: Reader, limit: int | None = None,
+                  progress: bool = True) -> dict:
+    examples = [e for e in read_squad(path) if not e.is_impossible][:limit]
+    records, seconds = open_run(examples, qa_settings, embedder, reader, progress, qa_settings.no_answer_threshold)
+    em = [best_score(exact_match, r["prediction"], r["example"].answers) for r in records]
+    f1 = [best_score(token_f1, r["prediction"], r["example"].answers) for r in records]
+    recall = {f"recall@{k}": _mean(r["rank"] is not None and r["rank"] <= k for r in records) for k in (1, 5, 10)}
+    return {
+        "file": Path(path).name, "mode": "open", "n": len(records),
+        "exact_match": 100 * _mean(em), "f1": 100 * _mean(f1), **recall,
+        "abstain_rate_without_article": _mean(r["abstained_without"] for r in records),
+        "answer_rate_with_article": _mean(not r["abstained"] for r in records),
+        "seconds_per_question": seconds, "top_k": qa_settings.top_k,
+    }
+
+
+def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
+              target_answer_rate: float = 0.93, progress: bool = True) -> tuple[Calibration, dict]:
+    """Choose the no-answer threshold and fit the confidence on held-out questions, in open mode.
+
+    Threshold: the highest one that still answers `target_answer_rate` of the questions whose
+    article is in the index (so it abstains as often as it can where the article is missing).
+    Confidence: Platt scaling, a logistic fit of "the answer is right" (F1 >= 0.5, with the article;
+    never, without it) on the score gap.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    records, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf)  # always answer
+    with_gaps = np.array([r["gap"] for r in records])
+    threshold = float(np.quantile(with_gaps, 1.0 - target_answer_rate))
+    right = [best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5 for r in records]
+    x = np.concatenate([with_gaps, [r["gap_without"] for r in records]]).reshape(-1, 1)
+    y = np.concatenate([right, [False] * len(records)])
+    fit = LogisticRegression(C=100.0).fit(np.clip(x, -50, 50), y)
+    calibration = Calibration(threshold, float(fit.coef_[0][0]), float(fit.intercept_[0]))
+    without_gaps = np.array([r["gap_without"] for r in records])
+    stats = {
+        "questions": len(records),
+        "answer_rate_with_article": float(np.mean(with_gaps >= threshold)),
+        "abstain_rate_without_article": float(np.mean(without_gaps < threshold)),
+        "target_answer_rate": target_answer_rate,
+    }
+    return calibration, stats
+
+
+def save_calibration(folder: str | Path, calibration: Calibration, stats: dict, source: str) -> Path:
+    path = Path(folder) / "calibration.json"
+    payload = {**calibration.__dict__, "calibrated_on": source, **stats}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -1,0 +1,193 @@
+"""The façade: QA ties articles, index, retrieval and reading together; answer() is the shortcut."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .articles import load_articles
+from .config import Settings
+from .embedding import Embedder
+from .errors import IndexCorrupt, InvalidQuestion, NoArticles
+from .reader import Calibration, Reader, Reading
+from .retrieval import Passage, Retriever
+from .store import StoredIndex, UpdateReport, load_index, update_index
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str | None            # None when the articles do not seem to hold the answer
+    score: float                # confidence in [0, 1]
+    article: str | None         # source article id (file path relative to the articles folder)
+    title: str | None
+    start: int | None           # character offsets into the article's text
+    end: int | None
+    context: str                # the passage the answer comes from (for an abstention: the closest one)
+    context_start: int | None = None  # where that passage starts in the article
+    alternatives: tuple["Answer", ...] = field(default_factory=tuple)
+
+    @property
+    def abstained(self) -> bool:
+        return self.text is None
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("text", "score", "article", "title", "start", "end", "context", "context_start")}
+        out["alternatives"] = [a.to_dict() for a in self.alternatives]
+        return out
+
+
+def refresh_index(settings: Settings, embedder: Embedder, full: bool = False,
+                  progress: bool = False) -> tuple[StoredIndex, UpdateReport]:
+    """Read the articles folder and update the index under settings.index to match it."""
+    articles, problems = load_articles(settings.articles)
+    if not articles:
+        detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
+        raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}")
+    return update_index(
+        settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
+        full=full, skipped=[p.source for p in problems], progress=progress, batch_size=settings.batch_size,
+    )
+
+
+class QA:
+    """Question answering over a folder of articles.
+
+    >>> qa = QA(articles="seeds", index="index")
+    >>> qa.answer("Who directed the film?").text
+    'Kang Yun-sung'
+    """
+
+    def __init__(self, articles: str | Path | None = None, index: str | Path | None = None,
+                 settings: Settings | None = None, auto_update: bool | None = None,
+                 embedder: Embedder | None = None, reader: Reader | None = None):
+        base = settings or Settings.from_env()
+        self.settings = replace(
+            base,
+            articles=Path(articles) if articles is not None else base.articles,
+            index=Path(index) if index is not None else base.index,
+            auto_update=base.auto_update if auto_update is None else auto_update,
+        )
+        s = self.settings
+        # models are loaded lazily, once; pass them in to share them between QA objects
+        self.embedder = embedder or Embedder(s.embedder)
+        self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
+        self._lock = threading.RLock()
+        self._stored: StoredIndex | None = None
+        self._retriever: Retriever | None = None
+        self.last_report: UpdateReport | None = None
+        if s.auto_update:
+            self.update()
+        else:
+            self._load_existing()
+
+    # -- index -------------------------------------------------------------------------------
+    def update(self, full: bool = False, progress: bool = False) -> UpdateReport:
+        """Bring the index in line with the articles folder; re-embeds only what changed."""
+        with self._lock:
+            stored, report = refresh_index(self.settings, self.embedder, full=full, progress=progress)
+            if report.modified or self._stored is None:
+                self._use(stored)
+            self.last_report = report
+        log.info("index: %s", report.summary())
+        return report
+
+    rebuild = update
+
+    def _load_existing(self) -> None:
+        try:
+            stored = load_index(self.settings.index)
+        except IndexCorrupt as err:
+            log.warning("%s; rebuilding it", err)
+            stored = None
+        if stored is None:
+            log.warning("no usable index at %s: building it", self.settings.index)
+            self.update()
+        else:
+            self._use(stored)
+
+    def _use(self, stored: StoredIndex) -> None:
+        self._stored = stored
+        self._retriever = Retriever(stored, self.embedder)
+
+    @property
+    def articles(self) -> dict[str, dict]:
+        """The indexed articles: id -> title, source, published, sha256, chunks."""
+        return dict(self._stored.manifest["articles"])
+
+    # -- answering ------------------------------------------------------------------------------
+    def validate(self, question: str) -> str:
+        if not isinstance(question, str):
+            raise InvalidQuestion(f"a question must be a string, not {type(question).__name__}")
+        question = question.strip()
+        if not question:
+            raise InvalidQuestion("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidQuestion(f"the question is {len(question)} characters long; "
+                                  f"the limit is {self.settings.max_question_chars}")
+        return question
+
+    def retrieve(self, question: str, k: int | None = None, history: tuple[str, ...] = ()) -> list[Passage]:
+        """The passages the reader will read. `history`: earlier questions of the conversation,
+        which help find the passage when the question says "it" or "the film"."""
+        question = self.validate(question)
+        query = " ".join([*history[-1:], question])
+        with self._lock:
+            retriever = self._retriever
+        return retriever.search(query, k or self.settings.top_k)
+
+    def answer(self, question: str, k: int | None = None, history: tuple[str, ...] | list[str] = ()) -> Answer:
+        question = self.validate(question)
+        passages = self.retrieve(question, k, tuple(history))
+        reading = self.reader.read(question, [p.chunk.text for p in passages])
+        return self.decide(reading, passages)
+
+    def decide(self, reading: Reading, passages: list[Passage]) -> Answer:
+        return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold)
+
+
+def decide(reading: Reading, passages: list[Passage], calibration: Calibration, threshold: float | None = None) -> Answer:
+    """Spans -> one answer and its alternatives, merged by position in the article, or an abstention.
+    `threshold` None means the calibrated one."""
+    if threshold is None:
+        threshold = calibration.no_answer_threshold
+    candidates: list[Answer] = []
+    seen_positions, seen_texts = set(), set()
+    for span in reading.spans:
+        chunk = passages[span.context].chunk
+        position = (chunk.article_id, chunk.start + span.start, chunk.start + span.end)
+        text_key = " ".join(span.text.lower().split())
+        if position in seen_positions or text_key in seen_texts or not text_key:
+            continue  # the same answer from an overlapping passage
+        seen_positions.add(position)
+        seen_texts.add(text_key)
+        candidates.append(Answer(
+            text=span.text, score=calibration.confidence(span.score - reading.null_score),
+            article=chunk.article_id, title=passages[span.context].title, start=position[1], end=position[2],
+            context=chunk.text, context_start=chunk.start,
+        ))
+    if not candidates or reading.gap < threshold:
+        closest = passages[0] if passages else None
+        return Answer(
+            text=None, score=calibration.confidence(reading.gap),
+            article=closest.chunk.article_id if closest else None, title=closest.title if closest else None,
+            start=None, end=None, context=closest.chunk.text if closest else "",
+            context_start=closest.chunk.start if closest else None, alternatives=tuple(candidates[:3]),
+        )
+    return replace(candidates[0], alternatives=tuple(candidates[1:4]))
+
+
+_default: QA | None = None
+_default_lock = threading.Lock()
+
+
+def answer(question: str, **kwargs) -> Answer:
+    """Answer from the default folders (seeds/ and index/, or QA_ARTICLES / QA_INDEX)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = QA()
+    return _default.answer(question, **kwargs)

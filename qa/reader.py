@@ -1,0 +1,169 @@
+"""Extractive reading: windows -> start/end logits -> n-best spans with character offsets.
+
+Scores are raw logit sums (start + end), never a softmax inside one window, so spans from
+different windows and passages compare directly; the no-answer score is the CLS position's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import ModelLoadError
+from .windows import Window, collate, make_windows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Span:
+    context: int        # which of the contexts given to `read` it lies in
+    start: int          # character offsets into that context
+    end: int
+    text: str
+    score: float        # start logit + end logit
+    null_score: float   # no-answer score (CLS start + end logits) of the window it was found in
+
+
+@dataclass(frozen=True)
+class Reading:
+    spans: list[Span]   # n-best over all windows, best first, one per distinct (context, start, end)
+    null_score: float   # the lowest no-answer score over all windows: the best window's doubt
+
+    @property
+    def gap(self) -> float:
+        """How much the best span beats "no answer"; abstain when it is below the threshold."""
+        return self.spans[0].score - self.null_score if self.spans else -math.inf
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Stored beside the weights (calibration.json): it belongs to the model that produced the scores."""
+
+    no_answer_threshold: float = 0.0
+    platt_a: float = 1.0   # confidence = sigmoid(a * gap + b)
+    platt_b: float = 0.0
+
+    def confidence(self, gap: float) -> float:
+        if gap == -math.inf:
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-(self.platt_a * gap + self.platt_b)))
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or "\\" in ref or Path(ref).exists() or ref.count("/") > 1
+
+
+class Reader:
+    def __init__(self, model: str, max_length: int = 384, stride: int = 128, max_answer_tokens: int = 30,
+                 batch_size: int = 32):
+        self.ref = model
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+
+    @cached_property
+    def _loaded(self):
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        ref = self.ref
+        if _looks_like_path(ref):
+            path = Path(ref).expanduser()
+            if not path.is_dir():
+                raise ModelLoadError(f"reader model folder not found: {path}")
+            if not (path / "config.json").exists():
+                raise ModelLoadError(f"reader model folder {path} has no config.json")
+            if not any(path.glob("*.safetensors")) and not (path / "pytorch_model.bin").exists():
+                raise ModelLoadError(f"reader model folder {path} has no weights (*.safetensors)")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref)
+            model = AutoModelForQuestionAnswering.from_pretrained(ref, dtype=torch.float32)
+        except Exception as err:  # transformers raises OSError, ValueError, safetensors errors...
+            raise ModelLoadError(f"could not load the reader model {ref!r}: {err}") from err
+        model.eval()
+        return tokenizer, model
+
+    @property
+    def tokenizer(self):
+        return self._loaded[0]
+
+    @property
+    def model(self):
+        return self._loaded[1]
+
+    @cached_property
+    def calibration(self) -> Calibration:
+        path = Path(self.ref).expanduser() / "calibration.json"
+        if path.exists():
+            fields = json.loads(path.read_text())
+            return Calibration(**{k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b")})
+        return Calibration()
+
+    def read(self, question: str, contexts: Sequence[str], n_best: int = 5) -> Reading:
+        return self.read_many([question], [contexts], n_best)[0]
+
+    def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 5) -> list[Reading]:
+        """Read each question against its contexts; all windows of all questions share batches."""
+        pair_q, pair_c, owner = [], [], []  # one entry per (question, context) pair
+        for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
+            for ci, c in enumerate(ctxs):
+                pair_q.append(q)
+                pair_c.append(c)
+                owner.append((qi, ci))
+        windows = make_windows(self.tokenizer, pair_q, pair_c, self.max_length, self.stride) if pair_q else []
+        starts, ends = self._logits(windows)
+        spans: list[list[Span]] = [[] for _ in questions]
+        nulls = [math.inf] * len(questions)
+        for w, s, e in zip(windows, starts, ends):
+            qi, ci = owner[w.example]
+            null = float(s[0] + e[0])
+            nulls[qi] = min(nulls[qi], null)
+            spans[qi] += self._best_spans(w, s, e, ci, pair_c[w.example], null, n_best)
+        readings = []
+        for qi in range(len(questions)):
+            best: dict[tuple[int, int, int], Span] = {}
+            for sp in sorted(spans[qi], key=lambda x: -x.score):
+                best.setdefault((sp.context, sp.start, sp.end), sp)  # same span seen in two windows: keep once
+            readings.append(Reading(list(best.values())[:n_best], nulls[qi] if nulls[qi] < math.inf else 0.0))
+        return readings
+
+    @torch.inference_mode()
+    def _logits(self, windows: list[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start and end logits per window; windows batched by length to waste little padding."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        starts: list[np.ndarray] = [None] * len(windows)
+        ends: list[np.ndarray] = [None] * len(windows)
+        for lo in range(0, len(order), self.batch_size):
+            batch = order[lo : lo + self.batch_size]
+            out = self.model(**collate([windows[i] for i in batch], self.tokenizer.pad_token_id))
+            s, e = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            for row, i in enumerate(batch):
+                n = len(windows[i])
+                starts[i], ends[i] = s[row, :n], e[row, :n]
+        return starts, ends
+
+    def _best_spans(self, w: Window, s: np.ndarray, e: np.ndarray, context_index: int, context: str,
+                    null: float, n_best: int) -> list[Span]:
+        first, last = w.context_range
+        cs, ce = s[first : last + 1], e[first : last + 1]
+        top = 20
+        start_candidates = np.argsort(-cs)[:top]
+        end_candidates = np.argsort(-ce)[:top]
+        found = []
+        for a in start_candidates:
+            for b in end_candidates:
+                if b < a or b - a + 1 > self.max_answer_tokens:
+                    continue
+                char_start, char_end = w.offsets[first + a][0], w.offsets[first + b][1]
+                found.append(Span(context_index, char_start, char_end, context[char_start:char_end],
+                                  float(cs[a] + ce[b]), null))
+        found.sort(key=lambda x: -x.score)
+        return found[:n_best]
