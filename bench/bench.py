@@ -1,0 +1,97 @@
+"""Speed: seconds per question (p50/p95) on the seed corpus and the open eval corpus, index build
+throughput, reader windows per second at length 384, and peak memory.
+
+    python bench/bench.py [--questions N] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from qa import QA, Settings  # noqa: E402
+from qa.embedding import Embedder  # noqa: E402
+from qa.evaluate import paragraph_articles  # noqa: E402
+from qa.reader import Reader  # noqa: E402
+from qa.squad import read_squad  # noqa: E402
+from qa.store import update_index  # noqa: E402
+from qa.windows import collate, make_windows  # noqa: E402
+
+EVAL_FILE = ROOT.parent / "shared" / "data" / "qa" / "squad-v1.1-dev-part-eval.json"
+
+
+def percentiles(times: list[float]) -> dict:
+    times = sorted(times)
+    return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))], "n": len(times)}
+
+
+def time_questions(qa: QA, questions: list[str]) -> dict:
+    qa.answer(questions[0])  # warm-up
+    times = []
+    for q in questions:
+        started = time.perf_counter()
+        qa.answer(q)
+        times.append(time.perf_counter() - started)
+    return percentiles(times)
+
+
+def reader_throughput(reader: Reader, contexts: list[str], batch: int = 16) -> float:
+    """Windows per second, every window exactly 384 tokens."""
+    windows = [w for w in make_windows(reader.tokenizer, ["What happened?"] * len(contexts), contexts, 384, 128)
+               if len(w) == 384][: batch * 8]
+    with torch.inference_mode():
+        reader.model(**collate(windows[:batch], reader.tokenizer.pad_token_id))
+        started = time.perf_counter()
+        for lo in range(0, len(windows), batch):
+            reader.model(**collate(windows[lo : lo + batch], reader.tokenizer.pad_token_id))
+    return len(windows) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--questions", type=int, default=200, help="questions from the eval file for the open corpus")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    embedder, reader = Embedder(settings.embedder), Reader(settings.reader_path, settings.window_tokens, settings.window_stride)
+    seed_questions = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text())
+    result = {"torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(ROOT / "seeds", Path(tmp) / "seeds")
+        embedder.model, reader.model  # load models before timing
+        qa = QA(settings=Settings.from_env(articles=Path(tmp) / "seeds", index=Path(tmp) / "index"),
+                embedder=embedder, reader=reader)
+        asks = [q["question"] for q in seed_questions["answerable"]] + seed_questions["unanswerable"]
+        result["seed_seconds_per_question"] = time_questions(qa, asks * 3)
+
+        examples = read_squad(EVAL_FILE)
+        articles, _ = paragraph_articles(examples)
+        started = time.perf_counter()
+        stored, _ = update_index(Path(tmp) / "eval-index", articles, embedder, settings.chunk_chars,
+                                 settings.chunk_overlap, settings.hnsw_above)
+        seconds = time.perf_counter() - started
+        result["index_build"] = {"passages": len(stored.chunks), "seconds": seconds,
+                                 "passages_per_second": len(stored.chunks) / seconds}
+        qa._use(stored)
+        result["open_corpus_seconds_per_question"] = time_questions(qa, [e.question for e in examples[: args.questions]])
+        result["reader_windows_per_second_at_384"] = reader_throughput(reader, [a.text * 3 for a in articles[:64]])
+    result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real embedder and the real shipped reader, loaded once per session."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+# Nothing in the tests may download weights: every model comes from this checkout or site-packages.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+from qa import QA, Settings
+from qa.config import PACKAGE_ROOT
+from qa.embedding import Embedder
+from qa.reader import Reader
+
+SEEDS = PACKAGE_ROOT / "seeds"
+SEED_ARTICLE = "run-to-the-west-korea-first-ai-feature-film.txt"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def embedder(settings) -> Embedder:
+    e = Embedder(settings.embedder)
+    e.model  # load now, once
+    return e
+
+
+@pytest.fixture(scope="session")
+def reader(settings) -> Reader:
+    r = Reader(settings.reader_path, settings.window_tokens, settings.window_stride, settings.max_answer_tokens)
+    r.model
+    return r
+
+
+@pytest.fixture
+def make_qa(tmp_path, embedder, reader):
+    """A QA over a private copy of seeds/ (tests may edit it) with its own index folder."""
+
+    def make(articles: Path | None = None, **overrides) -> QA:
+        if articles is None:
+            articles = tmp_path / "articles"
+            if not articles.exists():
+                shutil.copytree(SEEDS, articles)
+        settings = Settings.from_env(articles=articles, index=tmp_path / "index", **overrides)
+        return QA(settings=settings, embedder=embedder, reader=reader)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def seed_qa(tmp_path_factory, embedder, reader) -> QA:
+    """Read-only QA over the seed article, shared by the tests that only ask."""
+    root = tmp_path_factory.mktemp("seed")
+    shutil.copytree(SEEDS, root / "articles")
+    return QA(settings=Settings.from_env(articles=root / "articles", index=root / "index"), embedder=embedder, reader=reader)
