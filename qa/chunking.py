@@ -18,7 +18,10 @@ class Chunk:
 # A sentence ends after . ! or ? (and any closing quotes or brackets) when white space and a capital,
 # digit or opening quote follow; a blank line always ends one. Short abbreviations (Mr., U.S.) do not.
 _END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
-_ABBREVIATION = re.compile(r"(?:\b[A-Z][a-z]{0,2}|\b[A-Z](?:\.[A-Z])+|\b(?:etc|vs|approx|No|Jr|Sr|St))\.$")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|Gen|Col|Lt|Sgt|Capt|Rep|Sen|Gov|Pres|Inc|Ltd|Co|Corp|vs|etc|approx|No|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z]|\b[A-Z](?:\.[A-Z])+)\.$"
+)
 
 
 def sentences(text: str) -> list[tuple[int, int]]:

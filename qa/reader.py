@@ -153,14 +153,19 @@ class Reader:
     def _best_spans(self, w: Window, s: np.ndarray, e: np.ndarray, context_index: int, context: str,
                     null: float, n_best: int) -> list[Span]:
         first, last = w.context_range
+        # A span touching a window edge where the context goes on may be an answer cut in two; the
+        # stride overlap puts the whole of it inside the neighbouring window, so take it from there.
+        cut_left = w.offsets[first][0] > 0
+        cut_right = context[w.offsets[last][1]:].strip() != ""
         cs, ce = s[first : last + 1], e[first : last + 1]
+        edge = last - first
         top = 20
         start_candidates = np.argsort(-cs)[:top]
         end_candidates = np.argsort(-ce)[:top]
         found = []
         for a in start_candidates:
             for b in end_candidates:
-                if b < a or b - a + 1 > self.max_answer_tokens:
+                if b < a or b - a + 1 > self.max_answer_tokens or (cut_left and a == 0) or (cut_right and b == edge):
                     continue
                 char_start, char_end = w.offsets[first + a][0], w.offsets[first + b][1]
                 found.append(Span(context_index, char_start, char_end, context[char_start:char_end],

@@ -48,7 +48,7 @@ class Retriever:
         dense_scores, dense_ids = self.stored.faiss_index.search(vectors, min(len(chunks), depth + max(map(len, exclude)) * 64))
         query_tokens = bm25s.tokenize(queries, stemmer=self._stemmer, show_progress=False, return_ids=False)
         results = []
-        for qi, query in enumerate(queries):
+        for qi in range(len(queries)):
             left_out = exclude[qi]
             dense = [(int(i), float(s)) for i, s in zip(dense_ids[qi], dense_scores[qi])
                      if i >= 0 and chunks[i].article_id not in left_out][:depth]
