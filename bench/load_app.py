@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -16,10 +17,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local; never reach for the hub
 
 import app as chat_app  # noqa: E402
 from gradio_client import Client  # noqa: E402
@@ -100,8 +103,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        for line in wrong + errors:
-            print("FAIL", line)
+        for line, times in Counter(wrong + errors).items():  # the clients overlap: one line per distinct failure
+            print(f"FAIL {line}" + (f" ({times}x)" if times > 1 else ""))
         print(f"{result['questions']} questions from {args.clients} concurrent clients in {wall:.1f} s "
               f"({result['questions_per_s']} questions/s): p50 {result['p50_s']} s, p95 {result['p95_s']} s; "
               f"{len(wrong)} wrong, {len(errors)} errors")

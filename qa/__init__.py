@@ -1,7 +1,7 @@
 """Extractive question answering over a folder of news articles."""
 from .config import Settings
-from .errors import ArticlesNotFound, IndexCorrupt, InvalidQuestion, ModelLoadError, NoArticles, QAError
+from .errors import ArticleRejected, ArticlesNotFound, IndexCorrupt, InvalidQuestion, ModelLoadError, NoArticles, QAError
 from .pipeline import QA, Answer, answer
 
 __all__ = ["QA", "Answer", "answer", "Settings", "QAError", "InvalidQuestion", "ArticlesNotFound", "NoArticles",
-           "ModelLoadError", "IndexCorrupt"]
+           "ModelLoadError", "IndexCorrupt", "ArticleRejected"]

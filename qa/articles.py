@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -51,26 +53,41 @@ def load_articles(folder: str | Path) -> tuple[list[Article], list[Unreadable]]:
     return articles, problems
 
 
+def safe_name(filename: str) -> str:
+    """A plain ASCII file name with an article suffix: no folders, no leading dots, nothing odd."""
+    stem, suffix = os.path.splitext(os.path.basename(filename.replace("\\", "/")))
+    suffix = suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"only {', '.join(SUFFIXES)} files can be added, not {suffix or 'a file without one'}")
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:80] or "article"
+    return stem + suffix
+
+
 def read_article(path: Path, article_id: str) -> Article:
-    raw = path.read_bytes()
+    return parse_article(path.read_bytes(), path.suffix.lower(), article_id, str(path))
+
+
+def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Article:
+    """An article from a file's bytes; ValueError (with the reason) if it is not usable text."""
     if b"\x00" in raw[:8192]:
         raise ValueError("binary file, not text")
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(f"not UTF-8 text (byte {err.start})") from None
-    if path.suffix.lower() in (".html", ".htm"):
+    if suffix in (".html", ".htm"):
         text, title, published = _from_html(content)
     else:
         text = content.replace("\r\n", "\n").strip()
-        title, published = _title_of(text, markdown=path.suffix.lower() == ".md"), _date_of(text)
+        title, published = _title_of(text, markdown=suffix == ".md"), _date_of(text)
     if not text.strip():
         raise ValueError("empty article")
     return Article(
         id=article_id,
-        title=title or path.stem.replace("_", " "),
+        title=title or Path(article_id).stem.replace("_", " "),
         text=text,
-        source=str(path),
+        source=source,
         published=published,
         sha256=hashlib.sha256(raw).hexdigest(),
     )

@@ -30,6 +30,7 @@ class Settings:
     hnsw_above: int = 20_000        # passages; exact inner-product search below, HNSW above
     auto_update: bool = True        # QA() brings a stale or missing index up to date
     max_question_chars: int = 1000
+    max_article_bytes: int = 2 * 1024 * 1024   # for articles added through QA.add_article (the web upload)
     batch_size: int = 32
 
     @classmethod

@@ -23,3 +23,7 @@ class ModelLoadError(QAError):
 
 class IndexCorrupt(QAError):
     """The index on disk is unreadable or inconsistent; it should be rebuilt."""
+
+
+class ArticleRejected(QAError, ValueError):
+    """An article that cannot be added (or removed): wrong type, too large, not text, duplicate."""

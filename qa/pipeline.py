@@ -1,15 +1,16 @@
 """The façade: QA ties articles, index, retrieval and reading together; answer() is the shortcut."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .articles import load_articles
+from .articles import load_articles, parse_article, safe_name
 from .config import Settings
 from .embedding import Embedder
-from .errors import IndexCorrupt, InvalidQuestion, NoArticles
+from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
 from .store import StoredIndex, UpdateReport, load_index, update_index
@@ -96,6 +97,55 @@ class QA:
 
     rebuild = update
 
+    def add_article(self, filename: str, data: bytes) -> str:
+        """Store an article in the articles folder under a safe new name (never overwriting a file)
+        and index it. Returns its id. ArticleRejected says why a file is refused."""
+        if len(data) > self.settings.max_article_bytes:
+            raise ArticleRejected(f"{filename}: larger than the limit of {self.settings.max_article_bytes:,} bytes")
+        try:
+            name = safe_name(filename)
+            parse_article(data, Path(name).suffix, name, filename)  # the checks the index applies
+        except ValueError as err:
+            raise ArticleRejected(f"{filename}: {err}") from None
+        folder = self.settings.articles.resolve()
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            for article_id, meta in self.articles.items():
+                if meta["sha256"] == digest:
+                    raise ArticleRejected(f"{filename}: already indexed as {article_id}")
+            stem, suffix = Path(name).stem, Path(name).suffix
+            for n in range(1, 1000):
+                target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+                try:
+                    with open(target, "xb") as out:  # "x": fails rather than overwrite
+                        out.write(data)
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise ArticleRejected(f"{filename}: too many articles named {name}")
+            try:
+                self.update()
+            except QAError:
+                target.unlink(missing_ok=True)
+                raise
+        return target.relative_to(folder).as_posix()
+
+    def remove_article(self, article_id: str) -> None:
+        """Delete an indexed article's file and drop it from the index. The last article stays:
+        an index needs at least one."""
+        folder = self.settings.articles.resolve()
+        with self._lock:
+            if article_id not in self.articles:
+                raise ArticleRejected(f"no indexed article {article_id!r}")
+            path = (folder / article_id).resolve()
+            if folder not in path.parents:  # ids come from the index, but never trust a path blindly
+                raise ArticleRejected(f"{article_id!r} is not inside the articles folder")
+            if len(self.articles) <= 1:
+                raise ArticleRejected("the last article cannot be removed: the index needs at least one")
+            path.unlink(missing_ok=True)
+            self.update()
+
     def _load_existing(self) -> None:
         try:
             stored = load_index(self.settings.index)
@@ -139,9 +189,13 @@ class QA:
         return retriever.search(query, k or self.settings.top_k)
 
     def answer(self, question: str, k: int | None = None, history: tuple[str, ...] | list[str] = ()) -> Answer:
+        """The answer to `question` from the articles; `history`: the conversation's earlier questions."""
         question = self.validate(question)
-        passages = self.retrieve(question, k, tuple(history))
-        reading = self.reader.read(question, [p.chunk.text for p in passages])
+        # one question at a time: the fast tokenizers must not be shared between threads, and on a
+        # small CPU parallel inference would not be faster anyway
+        with self._lock:
+            passages = self.retrieve(question, k, tuple(history))
+            reading = self.reader.read(question, [p.chunk.text for p in passages])
         return self.decide(reading, passages)
 
     def decide(self, reading: Reading, passages: list[Passage]) -> Answer:

@@ -1,6 +1,7 @@
 """Hybrid retrieval: dense (FAISS) and BM25 rankings fused by reciprocal rank fusion."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import bm25s
@@ -10,6 +11,9 @@ import Stemmer
 from .chunking import Chunk
 from .embedding import Embedder
 from .store import StoredIndex
+
+# bm25s sets its own logger to DEBUG, which floods any application that configures logging
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 RRF_K = 60  # the usual constant: damps the head of each ranking so neither ranker dominates
 

@@ -60,3 +60,29 @@ def seed_qa(tmp_path_factory, embedder, reader) -> QA:
     root = tmp_path_factory.mktemp("seed")
     shutil.copytree(SEEDS, root / "articles")
     return QA(settings=Settings.from_env(articles=root / "articles", index=root / "index"), embedder=embedder, reader=reader)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, embedder, reader):
+    """The web chat on a free loopback port over a private copy of seeds/:
+    {"qa": QA, "demo": gr.Blocks, "url": "http://127.0.0.1:PORT/"}; closed at the session's end."""
+    import socket
+
+    import app as chat_app  # app.py lives at the repo root, which pytest puts on sys.path
+
+    work = tmp_path_factory.mktemp("app")
+    shutil.copytree(SEEDS, work / "articles")
+    qa = QA(articles=work / "articles", index=work / "index", embedder=embedder, reader=reader)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = chat_app.build_app(qa)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                max_file_size=qa.settings.max_article_bytes)
+    yield {"qa": qa, "demo": demo, "url": demo.local_url}
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_qa(app_server) -> QA:
+    return app_server["qa"]

@@ -7,12 +7,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-try:  # tests/ as a package, or as a plain folder on sys.path
-    from .app_fixtures import app_qa, app_server  # noqa: F401
-except ImportError:
-    from app_fixtures import app_qa, app_server  # noqa: F401
-
-import app as chat_app
+import app as chat_app  # the repo root is on sys.path (tests/ is a package under it)
+from qa import ArticleRejected
+from qa.articles import safe_name
 
 TITLE = "South Korea Launches First AI-Enhanced Feature Film &#x27;Run to the West&#x27;"  # as escaped in HTML
 ABSTAINS = "could not find the answer in the articles"
@@ -90,7 +87,7 @@ def test_bad_input_gets_a_friendly_message(client, question, expected):
 
 
 def test_article_markup_is_escaped(app_qa):
-    a = chat_app.ask(app_qa, "Who directed the film?")
+    a = app_qa.answer("Who directed the film?")
     evil = replace(a, title="<b onmouseover=x>T</b>", context="<script>x</script> " + a.context,
                    context_start=a.context_start - len("<script>x</script> "))
     html = chat_app.render_answer(evil)
@@ -99,11 +96,11 @@ def test_article_markup_is_escaped(app_qa):
 
 
 def test_safe_name():
-    assert chat_app.safe_name("../../etc/evil name!.TXT") == "evil-name.txt"
-    assert chat_app.safe_name("..\\..\\.hidden.md") == "hidden.md"
-    assert chat_app.safe_name("Café Über.html") == "Cafe-Uber.html"
-    with pytest.raises(chat_app.ArticleError):
-        chat_app.safe_name("payload.exe")
+    assert safe_name("../../etc/evil name!.TXT") == "evil-name.txt"
+    assert safe_name("..\\..\\.hidden.md") == "hidden.md"
+    assert safe_name("Café Über.html") == "Cafe-Uber.html"
+    with pytest.raises(ValueError):
+        safe_name("payload.exe")
 
 
 ARTICLE = """Tartu Opens Solar-Powered Footbridge
@@ -119,41 +116,42 @@ def test_add_and_remove_article_updates_the_index(app_qa, tmp_path):
     before = set(app_qa.articles)
     upload = tmp_path / "Tartu news!.txt"
     upload.write_text(ARTICLE, encoding="utf-8")
-    article_id = chat_app.add_article(app_qa, upload)
+    added = [chat_app.add_upload(app_qa, upload)]
+    article_id = added[0]
     try:
         assert article_id == "Tartu-news.txt" and (folder / article_id).is_file()
         assert set(app_qa.articles) == before | {article_id}
-        a = chat_app.ask(app_qa, NEW_FACT)
+        a = app_qa.answer(NEW_FACT)
         assert a.text == "4.2 million euros" and a.article == article_id
 
-        with pytest.raises(chat_app.ArticleError, match="already indexed"):
-            chat_app.add_article(app_qa, upload)  # the same file twice
+        with pytest.raises(ArticleRejected, match="already indexed"):
+            chat_app.add_upload(app_qa, upload)  # the same file twice
         upload.write_text(ARTICLE.replace("Friday", "Monday"), encoding="utf-8")
-        second = chat_app.add_article(app_qa, upload)  # same name, new text: stored beside, not over it
-        assert second == "Tartu-news-2.txt"
+        added.append(chat_app.add_upload(app_qa, upload))  # same name, new text: stored beside, not over it
+        assert added[1] == "Tartu-news-2.txt"
         assert (folder / article_id).read_text(encoding="utf-8") == ARTICLE
-        chat_app.remove_article(app_qa, second)
     finally:
-        chat_app.remove_article(app_qa, article_id)
+        for added_id in reversed(added):
+            app_qa.remove_article(added_id)
     assert set(app_qa.articles) == before and not (folder / article_id).exists()
-    a = chat_app.ask(app_qa, NEW_FACT)
+    a = app_qa.answer(NEW_FACT)
     assert a.article != article_id and "4.2 million" not in (a.text or "")
 
 
 def test_bad_uploads_are_refused(app_qa, tmp_path):
     big = tmp_path / "big.txt"
-    big.write_bytes(b"word " * (chat_app.MAX_UPLOAD_BYTES // 5 + 1))
+    big.write_bytes(b"word " * (app_qa.settings.max_article_bytes // 5 + 1))
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\x00\x01\x02" * 100)
-    for path, why in [(big, "larger than"), (binary, "not a usable article")]:
-        with pytest.raises(chat_app.ArticleError, match=why):
-            chat_app.add_article(app_qa, path)
-    with pytest.raises(chat_app.ArticleError, match="no indexed article"):
-        chat_app.remove_article(app_qa, "../app.py")
+    for path, why in [(big, "larger than"), (binary, "binary file")]:
+        with pytest.raises(ArticleRejected, match=why):
+            chat_app.add_upload(app_qa, path)
+    with pytest.raises(ArticleRejected, match="no indexed article"):
+        app_qa.remove_article("../app.py")
     assert sorted(p.name for p in app_qa.settings.articles.iterdir()) == sorted(app_qa.articles)
 
 
 def test_last_article_cannot_be_removed(app_qa):
     (only,) = app_qa.articles
-    with pytest.raises(chat_app.ArticleError, match="last article"):
-        chat_app.remove_article(app_qa, only)
+    with pytest.raises(ArticleRejected, match="last article"):
+        app_qa.remove_article(only)

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-try:  # tests/ as a package, or as a plain folder on sys.path
-    from .app_fixtures import app_qa, app_server  # noqa: F401
-except ImportError:
-    from app_fixtures import app_qa, app_server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +64,7 @@ def test_chat_answers_in_the_browser(browser, app_server, tmp_path):
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chat details[open] mark"))
     assert "Kang Yun-sung" in browser.find_elements(By.CSS_SELECTOR, "#chat details[open] mark")[-1].text
 
+    browser.execute_script("document.querySelector('#chat [role=log]').scrollTop = 0")  # question in view
     shot = tmp_path / "chat.png"
     assert browser.save_screenshot(str(shot))
     if os.environ.get("QA_SCREENSHOT"):
