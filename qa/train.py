@@ -163,6 +163,16 @@ def save_model(model, tokenizer, folder: Path, info: dict) -> None:
     (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -239,7 +249,7 @@ def train(cfg: TrainConfig) -> Path:
         "steps": total,
         "steps_per_epoch": per_epoch,
         "seconds_this_run": round(time.time() - started),
-        "machine": f"{platform.machine()} {platform.processor()} x{torch.get_num_threads()} threads",
+        "machine": f"{_cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "config": asdict(cfg),
     }
     out = Path(cfg.out)
