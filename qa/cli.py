@@ -99,7 +99,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
 @app.command()
 def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data")] = Path("../shared/data/qa"),
               reader: ReaderOpt = None,
-              answer_rate: Annotated[float, typer.Option(help="share of answerable questions to keep answering")] = 0.93):
+              answer_rate: Annotated[float, typer.Option(help="share of answerable questions to keep answering")] = 0.96):
     """Calibrate the abstention threshold and the confidence on the articles held out of training;
     writes calibration.json beside the reader's weights."""
     from .embedding import Embedder

@@ -156,7 +156,7 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
 
 
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-              target_answer_rate: float = 0.93, progress: bool = True) -> tuple[Calibration, dict]:
+              target_answer_rate: float = 0.96, progress: bool = True) -> tuple[Calibration, dict]:
     """Choose the no-answer threshold and fit the confidence on held-out questions, in open mode.
 
     Threshold: the highest one that still answers `target_answer_rate` of the questions whose
