@@ -49,7 +49,9 @@ class Retriever:
             return [[] for _ in queries]
         depth = min(len(chunks), max(50, 10 * k))
         vectors = self.embedder.embed(queries)
-        dense_scores, dense_ids = self.stored.faiss_index.search(vectors, min(len(chunks), depth + max(map(len, exclude)) * 64))
+        entries = self.stored.manifest["articles"]
+        hidden = max(sum(entries[a]["chunks"] for a in left_out if a in entries) for left_out in exclude)
+        dense_scores, dense_ids = self.stored.faiss_index.search(vectors, min(len(chunks), depth + hidden))
         query_tokens = bm25s.tokenize(queries, stemmer=self._stemmer, show_progress=False, return_ids=False)
         results = []
         for qi in range(len(queries)):
@@ -57,7 +59,7 @@ class Retriever:
             dense = [(int(i), float(s)) for i, s in zip(dense_ids[qi], dense_scores[qi])
                      if i >= 0 and chunks[i].article_id not in left_out][:depth]
             bm25_all = self.bm25.get_scores(query_tokens[qi]) if query_tokens[qi] else np.zeros(len(chunks))
-            order = np.argsort(-bm25_all, kind="stable")
+            order = np.argsort(-bm25_all, kind="stable")[: depth + hidden]
             lexical = [int(i) for i in order if chunks[i].article_id not in left_out and bm25_all[i] > 0][:depth]
             fused: dict[int, float] = {}
             for rank, (i, _) in enumerate(dense):
