@@ -8,7 +8,6 @@ Also the calibration of the abstention threshold and of the confidence (on held-
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import tempfile
@@ -19,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .articles import Article
 from .config import Settings
+from .distractors import paragraph_articles
 from .embedding import Embedder
 from .metrics import best_score, exact_match, token_f1
+from .aggregate import FEATURES, candidates, combined_score, fit
 from .pipeline import decide
 from .reader import Calibration, Reader
 from .retrieval import Retriever
@@ -87,25 +87,11 @@ def evaluate_reader(path: str, reader: Reader, threshold: float | None = None, l
     return result
 
 
-def paragraph_articles(examples: list[Example]) -> tuple[list[Article], dict[str, str]]:
-    """Each distinct paragraph becomes an article 'Title#n'; also returns context -> that id."""
-    ids: dict[str, str] = {}
-    articles = []
-    counts: dict[str, int] = {}
-    for ex in examples:
-        if ex.context in ids:
-            continue
-        n = counts[ex.title] = counts.get(ex.title, -1) + 1
-        ids[ex.context] = f"{ex.title}#{n}"
-        articles.append(Article(ids[ex.context], ex.title.replace("_", " "), ex.context, "", None,
-                                hashlib.sha256(ex.context.encode()).hexdigest()))
-    return articles, ids
-
-
 def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-             progress: bool = True, threshold: float | None = None) -> tuple[list[dict], float]:
+             progress: bool = True, threshold: float | None = None, aggregate: bool = True) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
-    article. Returns per-question records (gaps, predictions, recall ranks) and seconds per question."""
+    article. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
+    their aggregation features) and seconds per question."""
     articles, paragraph_id = paragraph_articles(examples)
     by_title: dict[str, set[str]] = {}
     for ex in examples:
@@ -122,27 +108,30 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
         started = time.perf_counter()
         found = retriever.search_many([e.question for e in part], k=max(10, k_read))
         readings = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps[:k_read]] for ps in found])
-        answers = [decide(r, ps[:k_read], reader.calibration, threshold) for r, ps in zip(readings, found)]
+        answers = [decide(r, ps[:k_read], reader.calibration, threshold, aggregate) for r, ps in zip(readings, found)]
         seconds += time.perf_counter() - started
         without = retriever.search_many([e.question for e in part], k=k_read,
                                         exclude=[frozenset(by_title[e.title]) for e in part])
         readings_out = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps] for ps in without])
-        answers_out = [decide(r, ps, reader.calibration, threshold) for r, ps in zip(readings_out, without)]
-        for ex, ps, r, a, r_out, a_out in zip(part, found, readings, answers, readings_out, answers_out):
+        answers_out = [decide(r, ps, reader.calibration, threshold, aggregate) for r, ps in zip(readings_out, without)]
+        for ex, ps, r, a, r_out, a_out, ps_out in zip(part, found, readings, answers, readings_out, answers_out, without):
             ranked = [p.chunk.article_id for p in ps]
             gold = paragraph_id[ex.context]
             records.append({
                 "example": ex, "rank": ranked.index(gold) + 1 if gold in ranked else None,
                 "prediction": a.text or "", "gap": r.gap, "gap_without": r_out.gap,
                 "abstained": a.abstained, "abstained_without": a_out.abstained,
+                "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:k_read])],
+                "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out)],
             })
     return records, seconds / max(1, len(examples))
 
 
 def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: Reader, limit: int | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, aggregate: bool = True) -> dict:
     examples = [e for e in read_squad(path) if not e.is_impossible][:limit]
-    records, seconds = open_run(examples, qa_settings, embedder, reader, progress, qa_settings.no_answer_threshold)
+    records, seconds = open_run(examples, qa_settings, embedder, reader, progress, qa_settings.no_answer_threshold,
+                                aggregate)
     em = [best_score(exact_match, r["prediction"], r["example"].answers) for r in records]
     f1 = [best_score(token_f1, r["prediction"], r["example"].answers) for r in records]
     recall = {f"recall@{k}": _mean(r["rank"] is not None and r["rank"] <= k for r in records) for k in (1, 5, 10)}
@@ -157,28 +146,52 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
 
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
               target_answer_rate: float = 0.96, progress: bool = True) -> tuple[Calibration, dict]:
-    """Choose the no-answer threshold and fit the confidence on held-out questions, in open mode.
+    """Choose the abstention thresholds and fit the confidence on held-out questions, in open mode.
 
-    Threshold: the highest one that still answers `target_answer_rate` of the questions whose
+    Two scorings are fitted, so either can be used (and compared):
+    - the span gap alone: Platt scaling of "the answer is right" (F1 >= 0.5 with its article; never
+      without it) on the gap;
+    - answer aggregation: a logistic regression of "this candidate is right" on every candidate's
+      features (qa/aggregate.py), from the questions with and without their article.
+    Each threshold is the highest that still answers `target_answer_rate` of the questions whose
     article is in the index (so it abstains as often as it can where the article is missing).
-    Confidence: Platt scaling, a logistic fit of "the answer is right" (F1 >= 0.5, with the article;
-    never, without it) on the score gap.
     """
     from sklearn.linear_model import LogisticRegression
 
-    records, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf)  # always answer
+    records, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf, aggregate=False)
     with_gaps = np.array([r["gap"] for r in records])
     threshold = float(np.quantile(with_gaps, 1.0 - target_answer_rate))
     right = [best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5 for r in records]
     x = np.concatenate([with_gaps, [r["gap_without"] for r in records]]).reshape(-1, 1)
     y = np.concatenate([right, [False] * len(records)])
-    fit = LogisticRegression(C=100.0).fit(np.clip(x, -50, 50), y)
-    calibration = Calibration(threshold, float(fit.coef_[0][0]), float(fit.intercept_[0]))
+    platt = LogisticRegression(C=100.0).fit(np.clip(x, -50, 50), y)
+
+    features, labels = [], []
+    for r in records:
+        for text, f in r["candidates"]:
+            features.append(f)
+            labels.append(best_score(token_f1, text, r["example"].answers) >= 0.5)
+        for _, f in r["candidates_without"]:
+            features.append(f)
+            labels.append(False)
+    weights = fit(np.array(features), np.array(labels))
+
+    def top(cands):
+        return max((combined_score(f, weights) for _, f in cands), default=-math.inf)
+
+    with_top = np.array([top(r["candidates"]) for r in records])
+    without_top = np.array([top(r["candidates_without"]) for r in records])
+    combine_threshold = float(np.quantile(with_top, 1.0 - target_answer_rate))
+    calibration = Calibration(threshold, float(platt.coef_[0][0]), float(platt.intercept_[0]),
+                              weights, combine_threshold)
     without_gaps = np.array([r["gap_without"] for r in records])
     stats = {
         "questions": len(records),
         "answer_rate_with_article": float(np.mean(with_gaps >= threshold)),
         "abstain_rate_without_article": float(np.mean(without_gaps < threshold)),
+        "combine_features": list(FEATURES),
+        "combine_answer_rate_with_article": float(np.mean(with_top >= combine_threshold)),
+        "combine_abstain_rate_without_article": float(np.mean(without_top < combine_threshold)),
         "target_answer_rate": target_answer_rate,
     }
     return calibration, stats

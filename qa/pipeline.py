@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .aggregate import candidates, combined_score, sigmoid
 from .articles import load_articles, parse_article, safe_name
 from .config import Settings
 from .embedding import Embedder
@@ -202,35 +204,41 @@ class QA:
         return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold)
 
 
-def decide(reading: Reading, passages: list[Passage], calibration: Calibration, threshold: float | None = None) -> Answer:
-    """Spans -> one answer and its alternatives, merged by position in the article, or an abstention.
-    `threshold` None means the calibrated one."""
-    if threshold is None:
-        threshold = calibration.no_answer_threshold
-    candidates: list[Answer] = []
-    seen_positions, seen_texts = set(), set()
-    for span in reading.spans:
-        chunk = passages[span.context].chunk
-        position = (chunk.article_id, chunk.start + span.start, chunk.start + span.end)
-        text_key = " ".join(span.text.lower().split())
-        if position in seen_positions or text_key in seen_texts or not text_key:
-            continue  # the same answer from an overlapping passage
-        seen_positions.add(position)
-        seen_texts.add(text_key)
-        candidates.append(Answer(
-            text=span.text, score=calibration.confidence(span.score - reading.null_score),
-            article=chunk.article_id, title=passages[span.context].title, start=position[1], end=position[2],
-            context=chunk.text, context_start=chunk.start,
+def decide(reading: Reading, passages: list[Passage], calibration: Calibration, threshold: float | None = None,
+           aggregate: bool = True) -> Answer:
+    """Spans -> one answer per distinct text, ranked, with alternatives; or an abstention.
+
+    With the fitted aggregation in the calibration (and `aggregate`), a candidate's score is the
+    log-odds that it is right from its span gap, how many places support it and the retrieval
+    evidence (qa/aggregate.py); otherwise the span gap alone. `threshold` None = the calibrated one."""
+    weights = calibration.combine if aggregate else ()
+    found = candidates(reading, passages)
+    if weights:
+        scored = sorted(((combined_score(c.features, weights), c) for c in found), key=lambda x: -x[0])
+        confidence = sigmoid
+        threshold = calibration.combine_threshold if threshold is None else threshold
+        best_score = scored[0][0] if scored else -math.inf
+    else:
+        scored = [(c.features[0], c) for c in found]   # already best gap first
+        confidence = calibration.confidence
+        threshold = calibration.no_answer_threshold if threshold is None else threshold
+        best_score = reading.gap
+    answers = []
+    for score, c in scored:
+        chunk = passages[c.span.context].chunk
+        answers.append(Answer(
+            text=c.span.text, score=confidence(score), article=chunk.article_id, title=passages[c.span.context].title,
+            start=chunk.start + c.span.start, end=chunk.start + c.span.end, context=chunk.text, context_start=chunk.start,
         ))
-    if not candidates or reading.gap < threshold:
+    if not answers or best_score < threshold:
         closest = passages[0] if passages else None
         return Answer(
-            text=None, score=calibration.confidence(reading.gap),
+            text=None, score=confidence(best_score),
             article=closest.chunk.article_id if closest else None, title=closest.title if closest else None,
             start=None, end=None, context=closest.chunk.text if closest else "",
-            context_start=closest.chunk.start if closest else None, alternatives=tuple(candidates[:3]),
+            context_start=closest.chunk.start if closest else None, alternatives=tuple(answers[:3]),
         )
-    return replace(candidates[0], alternatives=tuple(candidates[1:4]))
+    return replace(answers[0], alternatives=tuple(answers[1:4]))
 
 
 _default: QA | None = None

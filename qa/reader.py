@@ -50,11 +50,20 @@ class Calibration:
     no_answer_threshold: float = 0.0
     platt_a: float = 1.0   # confidence = sigmoid(a * gap + b)
     platt_b: float = 0.0
+    # answer aggregation (qa/aggregate.py): fitted weights of its features then the intercept, and
+    # the abstention threshold on that combined log-odds; () = rank by the span gap alone
+    combine: tuple[float, ...] = ()
+    combine_threshold: float = 0.0
 
     def confidence(self, gap: float) -> float:
         if gap == -math.inf:
             return 0.0
         return 1.0 / (1.0 + math.exp(-(self.platt_a * gap + self.platt_b)))
+
+
+def _inside_word(text: str, boundary: int) -> bool:
+    """True when the character boundary falls between two letters or digits of one word."""
+    return text[boundary - 1].isalnum() and text[boundary].isalnum()
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -104,13 +113,14 @@ class Reader:
         path = Path(self.ref).expanduser() / "calibration.json"
         if path.exists():
             fields = json.loads(path.read_text())
-            return Calibration(**{k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b")})
+            known = {k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b", "combine_threshold") if k in fields}
+            return Calibration(**known, combine=tuple(fields.get("combine", ())))
         return Calibration()
 
-    def read(self, question: str, contexts: Sequence[str], n_best: int = 5) -> Reading:
+    def read(self, question: str, contexts: Sequence[str], n_best: int = 20) -> Reading:
         return self.read_many([question], [contexts], n_best)[0]
 
-    def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 5) -> list[Reading]:
+    def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 20) -> list[Reading]:
         """Read each question against its contexts; all windows of all questions share batches."""
         pair_q, pair_c, owner = [], [], []  # one entry per (question, context) pair
         for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
@@ -164,10 +174,15 @@ class Reader:
         end_candidates = np.argsort(-ce)[:top]
         found = []
         for a in start_candidates:
+            char_start = w.offsets[first + a][0]
+            if char_start > 0 and _inside_word(context, char_start):
+                continue  # a word piece ("##ve" of "Sve Lindahl"): an answer starts with a whole word
             for b in end_candidates:
                 if b < a or b - a + 1 > self.max_answer_tokens or (cut_left and a == 0) or (cut_right and b == edge):
                     continue
-                char_start, char_end = w.offsets[first + a][0], w.offsets[first + b][1]
+                char_end = w.offsets[first + b][1]
+                if char_end < len(context) and _inside_word(context, char_end):
+                    continue
                 found.append(Span(context_index, char_start, char_end, context[char_start:char_end],
                                   float(cs[a] + ce[b]), null))
         found.sort(key=lambda x: -x.score)
