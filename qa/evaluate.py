@@ -121,6 +121,7 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
                 "example": ex, "rank": ranked.index(gold) + 1 if gold in ranked else None,
                 "prediction": a.text or "", "gap": r.gap, "gap_without": r_out.gap,
                 "abstained": a.abstained, "abstained_without": a_out.abstained,
+                "confidence": a.score, "confidence_without": a_out.score,
                 "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:k_read])],
                 "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out)],
             })
@@ -141,7 +142,24 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
         "abstain_rate_without_article": _mean(r["abstained_without"] for r in records),
         "answer_rate_with_article": _mean(not r["abstained"] for r in records),
         "seconds_per_question": seconds, "top_k": qa_settings.top_k,
+        "reliability": reliability(records),
     }
+
+
+def reliability(records: list[dict], bins: int = 10) -> list[dict]:
+    """Confidence against measured accuracy, in equal-width bins: every answer given, with its
+    article indexed (right when F1 >= 0.5) and without it (never right)."""
+    pairs = [(r["confidence"], best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5)
+             for r in records if not r["abstained"]]
+    pairs += [(r["confidence_without"], False) for r in records if not r["abstained_without"]]
+    table = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [right for c, right in pairs if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        mean_conf = _mean(c for c, _ in pairs if lo <= c < hi or (b == bins - 1 and c == 1.0))
+        table.append({"bin": [lo, hi], "answers": len(inside), "mean_confidence": mean_conf,
+                      "accuracy": _mean(inside) if inside else None})
+    return table
 
 
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
