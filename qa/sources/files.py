@@ -1,0 +1,204 @@
+"""A folder of .txt, .md and .html articles -> Articles.
+
+HTML pages go through trafilatura (with htmldate): the headline, publication date, author and site
+name, and the article body only, without the page furniture (menus, cookie banners, share buttons,
+related links, footers). The body is what we index and what answer offsets point into.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from ..articles import Article, Unreadable
+from ..errors import ArticlesNotFound
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md", ".html", ".htm")
+HTML_SUFFIXES = (".html", ".htm")
+_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
+# the "Mark of the Web" comment browsers write when saving a page; web.py writes the same one, so the
+# URL a page came from travels inside the file itself (no sidecar to lose)
+SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
+
+
+def load_articles(folder: str | Path) -> tuple[list[Article], list[Unreadable]]:
+    """Every article in `folder` (recursively), sorted by id, and the files that could not be read.
+
+    A bad file is reported and skipped, never fatal: the others are still returned.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArticlesNotFound(f"articles folder not found: {folder}")
+    articles, problems = [], []
+    for path in sorted(p for p in folder.rglob("*") if is_article_path(p, folder) and p.is_file()):
+        try:
+            articles.append(read_article(path, path.relative_to(folder).as_posix()))
+        except (ValueError, OSError) as err:  # OSError: removed between listing and reading
+            log.warning("skipping %s: %s", path, err)
+            problems.append(Unreadable(str(path), str(err)))
+    return articles, problems
+
+
+def is_article_path(path: Path, folder: Path | None = None) -> bool:
+    """An article file by its name: a known suffix, no hidden part (.partial downloads, editor files)."""
+    parts = path.relative_to(folder).parts if folder else (path.name,)
+    return path.suffix.lower() in SUFFIXES and not any(p.startswith(".") for p in parts)
+
+
+def safe_name(filename: str) -> str:
+    """A plain ASCII file name with an article suffix: no folders, no leading dots, nothing odd."""
+    stem, suffix = os.path.splitext(os.path.basename(filename.replace("\\", "/")))
+    suffix = suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"only {', '.join(SUFFIXES)} files can be added, not {suffix or 'a file without one'}")
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:80] or "article"
+    return stem + suffix
+
+
+def read_article(path: Path, article_id: str) -> Article:
+    return parse_article(path.read_bytes(), path.suffix.lower(), article_id, str(path))
+
+
+def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Article:
+    """An article from a file's bytes; ValueError (with the reason) if it is not usable text."""
+    if b"\x00" in raw[:8192]:
+        raise ValueError("binary file, not text")
+    meta: dict = {}
+    if suffix in HTML_SUFFIXES:
+        meta = html_article(raw)
+        text = meta.pop("text")
+    else:
+        try:
+            content = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"not UTF-8 text (byte {err.start})") from None
+        text = content.replace("\r\n", "\n").strip()
+        meta = {"title": _title_of(text, markdown=suffix == ".md"), "published": _date_of(text), **_header_of(text)}
+    if not text.strip():
+        raise ValueError("empty article")
+    url = meta.get("url")
+    return Article(
+        id=article_id,
+        title=meta.get("title") or Path(article_id).stem.replace("_", " "),
+        text=text,
+        source=url or source,
+        published=meta.get("published"),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        author=meta.get("author"),
+        site=meta.get("site"),
+        url=url,
+    )
+
+
+# -- plain text ------------------------------------------------------------------------------------
+def _title_of(text: str, markdown: bool) -> str:
+    """A Markdown heading, else a short first line that reads like a headline."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if markdown and line.startswith("#"):
+            return line.lstrip("#").strip()
+        if len(line) <= 200 and not line.endswith((".", ",", ";", ":")):
+            return line.lstrip("#").strip()
+        return ""
+    return ""
+
+
+def _date_of(text: str) -> str | None:
+    match = _DATE.search(text[:2000])
+    return match.group(1) if match else None
+
+
+_BYLINE = re.compile(r"^(?:by|written by)\s+(.{2,80})$", re.I)
+
+
+def _header_of(text: str) -> dict:
+    """Author and outlet from the short lines between the headline and the first paragraph, e.g.
+    "Sayart" / "By Jane Doe" / "name@outlet.com | 2025-10-13 10:41". Only what is plainly there."""
+    lines = [line.strip() for line in text.splitlines()[:12] if line.strip()]
+    found: dict = {}
+    for line in lines[1:6]:
+        if len(line) > 100 or line.endswith((".", "!", "?", '"', "”")):
+            break  # the body has started
+        byline = _BYLINE.match(line)
+        if byline:
+            found.setdefault("author", byline.group(1).strip())
+        elif _DATE.search(line):
+            # "author | date" bylines: what stands beside the date is the writer (a name or an address)
+            rest = [p.strip() for p in re.split(r"\s*[|·•]\s*", _DATE.sub("", line)) if p.strip()]
+            if rest and len(rest[0]) <= 60:
+                found.setdefault("author", rest[0])
+        elif len(line) <= 60 and "site" not in found:
+            found["site"] = line
+    return found
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+# regions a page marks as "not content" for search engines (related posts, newsletter boxes)
+_GOOGLEOFF = re.compile(rb"<!--\s*googleoff:\s*\w+\s*-->.*?(?:<!--\s*googleon:\s*\w+\s*-->|$)", re.S | re.I)
+# lines of furniture that survive inside the main block on some sites
+_FURNITURE_LINE = re.compile(
+    r"^(?:©|\(c\)\s|copyright\b|all rights reserved|read more:|related:|advertisement$|share this\b)", re.I)
+_TITLE_SEP = re.compile(r"\s+\|\s+")
+_TITLE_DATE = re.compile(r"^(?:(\d{1,2})\.(\d{1,2})\.(\d{4})|(\d{4})-(\d{2})-(\d{2}))$")
+
+
+def html_article(raw: bytes) -> dict:
+    """Main text and metadata of a web page: {"text", "title", "published", "author", "site", "url"}."""
+    import trafilatura  # a heavy import, only needed for HTML
+    from trafilatura.utils import decode_file
+
+    url_match = SAVED_FROM.search(raw[:4096].decode("ascii", "replace"))
+    page = decode_file(_GOOGLEOFF.sub(b"", raw))  # the page's own charset, not only UTF-8
+    doc = trafilatura.bare_extraction(page, url=url_match.group(1) if url_match else None, with_metadata=True,
+                                      favor_precision=True, include_comments=False, include_tables=True)
+    if doc is None or not (doc.text or "").strip():
+        raise ValueError("no main text found in the page")
+    title, title_date = _clean_title(doc.title or "", doc.sitename or "")
+    return {
+        "text": _clean_text(doc.text),
+        "title": title,
+        # a date standing alone in the title ("Headline | DW | 10.06.2013") is the site stating its
+        # publication date; htmldate can be misled by the dates of related articles listed beside it
+        "published": title_date or doc.date,
+        "author": doc.author or None,
+        "site": doc.sitename or None,
+        "url": url_match.group(1) if url_match else (doc.url or None),
+    }
+
+
+def _clean_text(text: str) -> str:
+    """One paragraph per block, separated by a blank line (so passages and sentences break there);
+    stray white space and furniture lines left out."""
+    lines = [re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.splitlines()]
+    return "\n\n".join(line for line in lines if line and not _FURNITURE_LINE.match(line))
+
+
+def _clean_title(title: str, site: str) -> tuple[str, str | None]:
+    """The headline without the site name and date that pages append ("Headline | DW | 19.01.2020"),
+    and that date (ISO) if there was one."""
+    parts = _TITLE_SEP.split(title.strip())
+    date = None
+    for part in parts[1:]:
+        m = _TITLE_DATE.match(part)
+        if m:
+            d, mo, y = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(5), m.group(4))
+            if 1 <= int(mo) <= 12 and 1 <= int(d) <= 31:
+                date = f"{y}-{int(mo):02d}-{int(d):02d}"
+    simple = lambda s: re.sub(r"[^a-z0-9]", "", s.lower())  # noqa: E731
+    is_site = lambda s: bool(site and simple(s) and (simple(s) in simple(site) or simple(site) in simple(s)))  # noqa: E731
+    kept = [p for p in parts if not _TITLE_DATE.match(p) and not is_site(p)]
+    headline = kept[0] if kept else parts[0]
+    # "Headline - Site" / "Headline – Site": drop the tail only when it is the site's name
+    for sep in (" - ", " – ", " — ", " / "):
+        head, _, tail = headline.rpartition(sep)
+        if head and is_site(tail):
+            headline = head
+    return headline.strip(), date
