@@ -1,7 +1,8 @@
 """Extractive question answering over a folder of news articles."""
 from .config import Settings
-from .errors import ArticleRejected, ArticlesNotFound, IndexCorrupt, InvalidQuestion, ModelLoadError, NoArticles, QAError
+from .errors import (ArticleRejected, ArticlesNotFound, IndexCorrupt, IndexBusy, InvalidQuestion, ModelLoadError,
+                     NoArticles, QAError, StorageError)
 from .pipeline import QA, Answer, answer
 
 __all__ = ["QA", "Answer", "answer", "Settings", "QAError", "InvalidQuestion", "ArticlesNotFound", "NoArticles",
-           "ModelLoadError", "IndexCorrupt", "ArticleRejected"]
+           "ModelLoadError", "IndexCorrupt", "ArticleRejected", "StorageError", "IndexBusy"]

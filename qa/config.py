@@ -30,8 +30,20 @@ class Settings:
     hnsw_above: int = 20_000        # passages; exact inner-product search below, HNSW above
     auto_update: bool = True        # QA() brings a stale or missing index up to date
     max_question_chars: int = 1000
-    max_article_bytes: int = 2 * 1024 * 1024   # for articles added through QA.add_article (the web upload)
+    # the largest article file, wherever it comes from (the folder, an upload): larger ones are skipped
+    # with a warning; shown as format_size(max_article_bytes), e.g. "2 MB"
+    max_article_bytes: int = 2 * 1024 * 1024
+    uploads: str = ""               # where added articles go: a folder inside `articles` ("" = `articles` itself)
+    lock_timeout: float = 600.0     # seconds a writer waits for another one to finish with the index
     batch_size: int = 32
+    # articles from the web (qa/sources): `qa add URL`, feeds, and the watched articles folder
+    fetch_timeout: float = 15.0                 # seconds to connect, and between bytes, when fetching a page or feed
+    fetch_max_bytes: int = 5 * 1024 * 1024      # a larger page or feed is refused
+    feeds_file: str = ""            # feed subscriptions and seen items (JSON); "" = <articles>.feeds.json beside the folder
+    feed_interval: float = 900.0    # seconds between feed polls while the chat runs; 0 = no polling
+    watch: bool = True              # the chat / `qa serve` watches the articles folder and re-indexes on changes
+    watch_debounce_ms: int = 500    # changes closer together than this are one update
+    duplicate_threshold: float = 0.6   # MinHash Jaccard above which two articles are the same (wire) story
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -51,6 +63,36 @@ class Settings:
     def reader_path(self) -> str:
         return self.reader or str(SHIPPED_READER)
 
+    @property
+    def feeds_path(self) -> Path:
+        """The feeds file: QA_FEEDS_FILE, else beside the articles folder (seeds -> seeds.feeds.json)."""
+        if self.feeds_file:
+            return Path(self.feeds_file)
+        folder = Path(self.articles).resolve()
+        return folder.with_name(folder.name + ".feeds.json")
+
+
+def format_size(n: int) -> str:
+    """One unit everywhere: binary megabytes/kilobytes written MB/KB ("2 MB", "512 KB", "1.5 MB")."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) or value >= 100 else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def parse_size(raw: str) -> int:
+    """"2 MB", "512 KB", "2097152" -> bytes (the units of format_size)."""
+    number, _, unit = raw.strip().upper().partition(" ")
+    if not unit:
+        for u in ("MB", "KB"):
+            if number.endswith(u):
+                number, unit = number[: -len(u)], u
+    factor = {"": 1, "B": 1, "BYTES": 1, "KB": 1024, "MB": 1024 * 1024}.get(unit.strip())
+    if factor is None:
+        raise ValueError(raw)
+    return int(float(number) * factor)
+
 
 def _parse(raw: str, kind: str, name: str):
     try:
@@ -60,6 +102,8 @@ def _parse(raw: str, kind: str, name: str):
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
+        if kind == "int" and name.endswith("_bytes"):
+            return parse_size(raw)
         if kind == "int":
             return int(raw)
         if kind in ("float", "float | None"):

@@ -1,8 +1,20 @@
-"""The exceptions the package raises on purpose; all derive from QAError."""
+"""The exceptions the package raises on purpose; all derive from QAError.
+
+`str(err)` is for the operator (it may name server paths); `err.public` is what a web user may see.
+"""
 
 
 class QAError(Exception):
     """Base class: anything the user can fix (bad input, missing files)."""
+
+    def __init__(self, message: str = "", public: str | None = None):
+        super().__init__(message)
+        self._public = public
+
+    @property
+    def public(self) -> str:
+        """The message without server paths (the web chat shows this one)."""
+        return self._public if self._public is not None else str(self)
 
 
 class InvalidQuestion(QAError, ValueError):
@@ -27,3 +39,11 @@ class IndexCorrupt(QAError):
 
 class ArticleRejected(QAError, ValueError):
     """An article that cannot be added (or removed): wrong type, too large, not text, duplicate."""
+
+
+class StorageError(QAError, OSError):
+    """The index or the articles folder could not be written (permissions, disk full): nothing was changed."""
+
+
+class IndexBusy(QAError):
+    """Another writer (process or thread) held the index for longer than the lock timeout."""

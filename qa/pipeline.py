@@ -1,21 +1,25 @@
 """The façade: QA ties articles, index, retrieval and reading together; answer() is the shortcut."""
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import logging
 import math
+import os
 import threading
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .aggregate import candidates, combined_score, sigmoid
 from .articles import load_articles, parse_article, safe_name
-from .config import Settings
+from .config import Settings, format_size
 from .embedding import Embedder
-from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError
+from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError, StorageError
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
-from .store import StoredIndex, UpdateReport, load_index, update_index
+from .store import StoredIndex, UpdateReport, load_index, update_index, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +46,68 @@ class Answer:
         return out
 
 
-def refresh_index(settings: Settings, embedder: Embedder, full: bool = False,
-                  progress: bool = False) -> tuple[StoredIndex, UpdateReport]:
-    """Read the articles folder and update the index under settings.index to match it."""
-    articles, problems = load_articles(settings.articles)
+def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, progress: bool = False,
+                  locked: bool = False, embed_lock=None) -> tuple[StoredIndex, UpdateReport]:
+    """Read the articles folder and update the index under settings.index to match it.
+    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded."""
+    articles, problems = load_articles(settings.articles, settings.max_article_bytes)
     if not articles:
         detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
-        raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}")
+        raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
+                         public="there is no readable article to answer from")
     return update_index(
         settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
         full=full, skipped=[p.source for p in problems], progress=progress, batch_size=settings.batch_size,
+        reasons={p.source: p.reason for p in problems}, locked=locked, lock_timeout=settings.lock_timeout,
+        embed_lock=embed_lock,
     )
+
+
+class _FairLock:
+    """A re-entrant lock granted in arrival order. Questions and an update's embedding batches take
+    it in turn, so a long update cannot starve the questions, nor a busy chat the update."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> bool:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
+            while ticket != self._serving:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+        return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _give_memory_back() -> None:
+    """Freed index data stays in the C allocator's free lists unless it is trimmed; without this the
+    process keeps the memory of a large article long after it is removed."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # glibc only; elsewhere there is nothing to do
+    except (OSError, AttributeError):
+        pass
 
 
 class QA:
@@ -77,7 +132,11 @@ class QA:
         # models are loaded lazily, once; pass them in to share them between QA objects
         self.embedder = embedder or Embedder(s.embedder)
         self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
-        self._lock = threading.RLock()
+        # _lock: the models (answering, and each batch an update embeds); _swap: the live index's
+        # reference, held only to read or replace it. Updates build the new index without either,
+        # so questions go on being answered from the old one meanwhile.
+        self._lock = _FairLock()
+        self._swap = threading.Lock()
         self._stored: StoredIndex | None = None
         self._retriever: Retriever | None = None
         self.last_report: UpdateReport | None = None
@@ -89,55 +148,75 @@ class QA:
     # -- index -------------------------------------------------------------------------------
     def update(self, full: bool = False, progress: bool = False) -> UpdateReport:
         """Bring the index in line with the articles folder; re-embeds only what changed."""
-        with self._lock:
-            stored, report = refresh_index(self.settings, self.embedder, full=full, progress=progress)
-            if report.modified or self._stored is None:
-                self._use(stored)
-            self.last_report = report
+        stored, report = refresh_index(self.settings, self.embedder, full=full, progress=progress,
+                                       embed_lock=self._lock)
+        self._use(stored)
+        self.last_report = report
         log.info("index: %s", report.summary())
         return report
 
     rebuild = update
 
     def add_article(self, filename: str, data: bytes) -> str:
-        """Store an article in the articles folder under a safe new name (never overwriting a file)
-        and index it. Returns its id. ArticleRejected says why a file is refused."""
-        if len(data) > self.settings.max_article_bytes:
-            raise ArticleRejected(f"{filename}: larger than the limit of {self.settings.max_article_bytes:,} bytes")
+        """Store an article in the uploads folder under a safe new name (never overwriting a file)
+        and index it, both or neither. Returns its id. ArticleRejected says why a file is refused;
+        StorageError that the folder or the index could not be written (then nothing changed)."""
+        s = self.settings
+        if len(data) > s.max_article_bytes:
+            raise ArticleRejected(f"{filename}: {format_size(len(data))}, larger than the limit of "
+                                  f"{format_size(s.max_article_bytes)}")
         try:
             name = safe_name(filename)
             parse_article(data, Path(name).suffix, name, filename)  # the checks the index applies
         except ValueError as err:
             raise ArticleRejected(f"{filename}: {err}") from None
-        folder = self.settings.articles.resolve()
+        root = s.articles.resolve()
+        folder = (root / s.uploads).resolve()
+        if folder != root and root not in folder.parents:
+            raise StorageError(f"QA_UPLOADS={s.uploads!r} is not inside the articles folder {root}",
+                               public="the server's uploads folder is misconfigured")
         digest = hashlib.sha256(data).hexdigest()
-        with self._lock:
+        with writer_lock(s.index, s.lock_timeout):  # the file and the index change together, one writer at a time
             for article_id, meta in self.articles.items():
                 if meta["sha256"] == digest:
                     raise ArticleRejected(f"{filename}: already indexed as {article_id}")
             stem, suffix = Path(name).stem, Path(name).suffix
-            for n in range(1, 1000):
-                target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
-                try:
-                    with open(target, "xb") as out:  # "x": fails rather than overwrite
-                        out.write(data)
-                    break
-                except FileExistsError:
-                    continue
-            else:
-                raise ArticleRejected(f"{filename}: too many articles named {name}")
+            created = False
             try:
-                self.update()
-            except QAError:
-                target.unlink(missing_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
+                for n in range(1, 1000):
+                    target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+                    try:
+                        with open(target, "xb") as out:  # "x": fails rather than overwrite
+                            created = True
+                            out.write(data)
+                        break
+                    except FileExistsError:
+                        if target.is_file() and target.read_bytes() == data:
+                            break  # the same file, left by an add that was interrupted: index it, no copy
+                else:
+                    raise ArticleRejected(f"{filename}: too many articles named {name}")
+            except OSError as err:
+                if created:
+                    target.unlink(missing_ok=True)
+                raise StorageError(f"cannot write {filename!r} to the articles folder {folder}: {err.strerror or err}",
+                                   public="the article could not be stored on the server; nothing was changed") from None
+            try:
+                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
+            except BaseException:
+                if created:
+                    target.unlink(missing_ok=True)  # the folder goes back to what the index says
                 raise
-        return target.relative_to(folder).as_posix()
+            self._use(stored)
+            self.last_report = report
+        return target.relative_to(root).as_posix()
 
     def remove_article(self, article_id: str) -> None:
-        """Delete an indexed article's file and drop it from the index. The last article stays:
-        an index needs at least one."""
-        folder = self.settings.articles.resolve()
-        with self._lock:
+        """Delete an indexed article's file and drop it from the index, both or neither. The last
+        article stays: an index needs at least one."""
+        s = self.settings
+        folder = s.articles.resolve()
+        with writer_lock(s.index, s.lock_timeout):
             if article_id not in self.articles:
                 raise ArticleRejected(f"no indexed article {article_id!r}")
             path = (folder / article_id).resolve()
@@ -145,8 +224,26 @@ class QA:
                 raise ArticleRejected(f"{article_id!r} is not inside the articles folder")
             if len(self.articles) <= 1:
                 raise ArticleRejected("the last article cannot be removed: the index needs at least one")
-            path.unlink(missing_ok=True)
-            self.update()
+            # set the file aside (a hidden name the loader skips), update, and only then delete it
+            aside = path.with_name(f".{path.name}.removing-{uuid.uuid4().hex[:8]}")
+            try:
+                if path.exists():
+                    os.rename(path, aside)
+            except OSError as err:
+                raise StorageError(f"cannot remove {article_id!r} from {folder}: {err.strerror or err}",
+                                   public="the article could not be removed on the server; nothing was changed") from None
+            try:
+                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
+            except BaseException:
+                if aside.exists():
+                    os.rename(aside, path)
+                raise
+            try:
+                aside.unlink(missing_ok=True)
+            except OSError as err:  # hidden and not an article: harmless, but say so
+                log.warning("could not delete %s: %s", aside, err)
+            self._use(stored)
+            self.last_report = report
 
     def _load_existing(self) -> None:
         try:
@@ -161,8 +258,23 @@ class QA:
             self._use(stored)
 
     def _use(self, stored: StoredIndex) -> None:
-        self._stored = stored
-        self._retriever = Retriever(stored, self.embedder)
+        """Make `stored` the live index: its retriever is built first, then swapped in under a short
+        lock, unless a newer version has gone live meanwhile (another writer's)."""
+        current = self._stored
+        if current is not None and (stored is current or (stored.path is not None and stored.path == current.path)):
+            return  # the version already live: nothing to rebuild
+        retriever = Retriever(stored, self.embedder)
+        with self._swap:
+            if self._stored is not None and stored.path is not None and stored.path != self._stored.path:
+                try:
+                    live = (self.settings.index / "CURRENT").read_text().strip()
+                except OSError:
+                    live = stored.path.name
+                if live != stored.path.name:
+                    return  # another writer's newer version went live: keep the one we have
+            self._stored, self._retriever = stored, retriever
+        del current, retriever
+        _give_memory_back()
 
     @property
     def articles(self) -> dict[str, dict]:
@@ -186,7 +298,7 @@ class QA:
         which help find the passage when the question says "it" or "the film"."""
         question = self.validate(question)
         query = " ".join([*history[-1:], question])
-        with self._lock:
+        with self._swap:
             retriever = self._retriever
         return retriever.search(query, k or self.settings.top_k)
 

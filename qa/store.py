@@ -4,6 +4,11 @@ Layout: index/CURRENT names the live version folder (index/v-...); a new version
 completely in a temporary folder, renamed, and only then does CURRENT switch to it (os.replace is
 atomic), so a crash or a concurrent reader never sees half an index. No pickle: JSON, JSONL, .npy
 (allow_pickle=False) and FAISS's own format.
+
+One writer at a time: every write happens under an exclusive lock on index/.writer.lock (filelock,
+across processes and threads); readers take no lock. Only the lock holder cleans up, and only what is
+provably dead: versions other than the live one and the one before it (named in the live manifest),
+and the .tmp-* folders and .CURRENT-* files of writers that were killed.
 """
 from __future__ import annotations
 
@@ -12,21 +17,26 @@ import logging
 import os
 import shutil
 import time
+import threading
 import uuid
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .articles import Article
 from .chunking import Chunk, chunk_article
 from .embedding import Embedder
-from .errors import IndexCorrupt
+from .errors import IndexBusy, IndexCorrupt, StorageError
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+LOCK_FILE = ".writer.lock"
+HOLDER_FILE = ".writer.pid"   # who holds the lock, for the waiting message only
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,9 @@ class ArticleEntry:
     source: str
     published: str | None
     chunks: int
+    author: str | None = None   # the article's own metadata, for questions about it (qa/metadata.py)
+    site: str | None = None
+    url: str | None = None
 
 
 @dataclass
@@ -60,6 +73,7 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)   # unreadable files, by path
+    reasons: dict[str, str] = field(default_factory=dict)  # path -> why it was skipped
     chunks_embedded: int = 0
     chunks_total: int = 0
     full_rebuild: bool = False
@@ -75,7 +89,8 @@ class UpdateReport:
         text = (f"{', '.join(parts)}; {self.chunks_embedded} of {self.chunks_total} passages embedded"
                 f"{' (full rebuild)' if self.full_rebuild else ''} in {self.seconds:.2f} s")
         if self.skipped:
-            text += f"; skipped unreadable: {', '.join(self.skipped)}"
+            text += "; skipped: " + ", ".join(f"{p} ({self.reasons[p]})" if p in self.reasons else p
+                                              for p in self.skipped)
         return text
 
     def to_dict(self) -> dict:
@@ -125,12 +140,53 @@ def load_index(root: str | Path) -> StoredIndex | None:
     return StoredIndex(manifest, chunks, vectors, index, folder)
 
 
+@contextmanager
+def writer_lock(root: str | Path, timeout: float = 600.0):
+    """Hold the index's writer lock: a second writer (another process, or another thread) waits,
+    saying so, and raises IndexBusy after `timeout` seconds. StorageError if the folder is unwritable."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(root / LOCK_FILE, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            try:
+                holder = (root / HOLDER_FILE).read_text().strip()
+            except OSError:
+                holder = "another writer"
+            log.warning("the index %s is being updated by %s; waiting for it (up to %.0f s)", root, holder, timeout)
+            lock.acquire(timeout=timeout)
+    except Timeout:
+        raise IndexBusy(f"the index {root} is still being updated by another writer after {timeout:.0f} s "
+                        "(QA_LOCK_TIMEOUT); try again later",
+                        public="the index is being updated by someone else; try again in a minute") from None
+    except OSError as err:
+        raise _storage_error(root, err) from None
+    try:
+        try:
+            (root / HOLDER_FILE).write_text(f"process {os.getpid()} (thread {threading.current_thread().name})\n")
+        except OSError:
+            pass  # only used for the message
+        yield
+    finally:
+        lock.release()
+
+
+def _storage_error(root: Path, err: OSError) -> StorageError:
+    return StorageError(f"cannot write the index in {root}: {err.strerror or err}",
+                        public="the index could not be written on the server (see the server log); nothing was changed")
+
+
 def save_index(root: str | Path, stored: StoredIndex) -> Path:
     """Write a new version and switch CURRENT to it atomically; then remove versions older than
-    the previous one (a reader that opened the previous one a moment ago can still finish)."""
+    the previous one (a reader that opened the previous one a moment ago can still finish).
+    The caller holds writer_lock(root)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    previous = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
+    stored.manifest["previous"] = previous  # the clean-up keeps it: a reader may still be loading it
     tmp = root / f".tmp-{name}"
     tmp.mkdir()
     try:
@@ -147,15 +203,54 @@ def save_index(root: str | Path, stored: StoredIndex) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    previous = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
     pointer_tmp = root / f".CURRENT-{uuid.uuid4().hex[:8]}"
-    pointer_tmp.write_text(name + "\n")
-    os.replace(pointer_tmp, root / "CURRENT")
-    for old in root.iterdir():
-        if old.name not in (name, previous, "CURRENT") and (old.name.startswith("v-") or old.name.startswith(".tmp-")):
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        pointer_tmp.write_text(name + "\n")
+        os.replace(pointer_tmp, root / "CURRENT")
+    except BaseException:
+        pointer_tmp.unlink(missing_ok=True)
+        shutil.rmtree(root / name, ignore_errors=True)
+        raise
     stored.path = root / name
+    clean_up(root, keep={name, previous})
     return stored.path
+
+
+def clean_up(root: Path, keep: set[str | None]) -> list[str]:
+    """Remove what no one can be using: versions not in `keep`, and the temporary files of writers
+    that died. Only the holder of the writer lock may call this. Returns the names removed."""
+    removed = []
+    for old in Path(root).iterdir():
+        name = old.name
+        dead_version = name.startswith("v-") and name not in keep
+        if dead_version or name.startswith(".tmp-") or name.startswith(".CURRENT-"):
+            try:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+                removed.append(name)
+            except OSError as err:  # best effort: the next writer tries again
+                log.warning("could not remove %s: %s", old, err)
+    return removed
+
+
+def _leftovers(root: Path, live: StoredIndex | None) -> bool:
+    keep = {live.path.name, live.manifest.get("previous")} if live is not None and live.path else set()
+    try:
+        return any(p.name.startswith((".tmp-", ".CURRENT-")) or (p.name.startswith("v-") and p.name not in keep)
+                   for p in root.iterdir())
+    except OSError:
+        return False
+
+
+def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: bool, embed_lock) -> np.ndarray:
+    """Vectors for `texts`. With `embed_lock`, one batch at a time under that lock, so that the
+    questions answered meanwhile (which take the same lock) wait for one batch at most."""
+    if embed_lock is None or not texts:
+        return embedder.embed(texts, batch_size=batch_size, progress=progress)
+    parts = []
+    for lo in range(0, len(texts), batch_size):
+        with embed_lock:
+            parts.append(embedder.embed(texts[lo: lo + batch_size], batch_size=batch_size))
+    return np.vstack(parts)
 
 
 def update_index(
@@ -169,17 +264,77 @@ def update_index(
     skipped: list[str] | None = None,
     progress: bool = False,
     batch_size: int = 32,
+    reasons: dict[str, str] | None = None,
+    locked: bool = False,
+    lock_timeout: float = 600.0,
+    embed_lock=None,
 ) -> tuple[StoredIndex, UpdateReport]:
     """Bring the index under `root` in line with `articles`: only new and changed articles are
     embedded; a different embedder or chunking (or `full`) re-embeds everything; a corrupt index
-    is rebuilt with a warning."""
+    is rebuilt with a warning. Writes under the writer lock (`locked`: the caller holds it), and
+    only when something changed, so an up-to-date index in a read-only folder still loads."""
     started = time.perf_counter()
+    root = Path(root)
+    extra = {"skipped": skipped or [], "reasons": reasons or {}}
+    live = None
+    if not locked and not full:
+        try:
+            live = load_index(root)
+        except (IndexCorrupt, OSError):
+            live = None
+        if live is not None:
+            stored, report = _diff(live, articles, embedder, chunk_chars, chunk_overlap, full, extra, started)
+            if stored is not None and not _leftovers(root, live):
+                return stored, report  # nothing to write
+    with nullcontext() if locked else writer_lock(root, lock_timeout):
+        try:
+            # again, unless nothing changed: another writer may have switched it while we waited
+            same = live is not None and (root / "CURRENT").read_text().strip() == live.path.name
+            old = live if same else load_index(root)
+        except IndexCorrupt as err:
+            log.warning("%s; rebuilding it from the articles", err)
+            old = None
+        except OSError as err:
+            raise _storage_error(root, err) from None
+        stored, report = _diff(old, articles, embedder, chunk_chars, chunk_overlap, full, extra, started)
+        if stored is not None:
+            try:
+                clean_up(root, keep={old.path.name, old.manifest.get("previous")})
+            except OSError:
+                pass
+            return stored, report
+        chunks, to_embed, vectors, entries, report = report
+        full = full or old is None or old.manifest["embedder"] != embedder.id or \
+            old.manifest["chunking"] != chunking_settings(chunk_chars, chunk_overlap)
+        fresh = _embed(embedder, [chunks[i].text for i in to_embed], batch_size, progress, embed_lock)
+        for i, v in zip(to_embed, fresh):
+            vectors[i] = v
+        del fresh
+        matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.dim), np.float32)
+        del vectors
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": embedder.id,
+            "dim": int(matrix.shape[1]),
+            "chunking": chunking_settings(chunk_chars, chunk_overlap),
+            "faiss": "hnsw" if len(matrix) > hnsw_above else "flat",
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "articles": entries,
+        }
+        stored = StoredIndex(manifest, chunks, matrix, build_faiss(matrix, hnsw_above))
+        try:
+            save_index(root, stored)
+        except OSError as err:
+            raise _storage_error(root, err) from None
+    return stored, UpdateReport(**report, **extra, chunks_embedded=len(to_embed), chunks_total=len(chunks),
+                                full_rebuild=full, seconds=time.perf_counter() - started)
+
+
+def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, chunk_chars: int, chunk_overlap: int,
+          full: bool, extra: dict, started: float):
+    """(old, its report) when nothing needs writing; else (None, (chunks, positions to embed, vectors so
+    far, manifest entries, report fields))."""
     settings = chunking_settings(chunk_chars, chunk_overlap)
-    try:
-        old = load_index(root)
-    except IndexCorrupt as err:
-        log.warning("%s; rebuilding it from the articles", err)
-        old = None
     full = full or old is None or old.manifest["embedder"] != embedder.id or old.manifest["chunking"] != settings
 
     old_rows: dict[str, list[int]] = {}
@@ -208,28 +363,11 @@ def update_index(
             chunks += new
             vectors += [None] * len(new)
             count = len(new)
-        entries[article.id] = asdict(ArticleEntry(article.sha256, article.title, article.source, article.published, count))
+        entries[article.id] = asdict(ArticleEntry(article.sha256, article.title, article.source, article.published, count,
+                                                         article.author, article.site, article.url))
     report["removed"] = sorted(set(old_articles) - set(entries))
 
     if old is not None and not full and not to_embed and not report["removed"]:
         # nothing to do: keep the live version, write nothing
-        return old, UpdateReport(**report, skipped=skipped or [], chunks_total=len(chunks),
-                                 seconds=time.perf_counter() - started)
-
-    fresh = embedder.embed([chunks[i].text for i in to_embed], batch_size=batch_size, progress=progress)
-    for i, v in zip(to_embed, fresh):
-        vectors[i] = v
-    matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.dim), np.float32)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "embedder": embedder.id,
-        "dim": int(matrix.shape[1]),
-        "chunking": settings,
-        "faiss": "hnsw" if len(matrix) > hnsw_above else "flat",
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "articles": entries,
-    }
-    stored = StoredIndex(manifest, chunks, matrix, build_faiss(matrix, hnsw_above))
-    save_index(root, stored)
-    return stored, UpdateReport(**report, skipped=skipped or [], chunks_embedded=len(to_embed),
-                                chunks_total=len(chunks), full_rebuild=full, seconds=time.perf_counter() - started)
+        return old, UpdateReport(**report, **extra, chunks_total=len(chunks), seconds=time.perf_counter() - started)
+    return None, (chunks, to_embed, vectors, entries, report)

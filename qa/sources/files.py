@@ -14,6 +14,7 @@ import unicodedata
 from pathlib import Path
 
 from ..articles import Article, Unreadable
+from ..config import format_size
 from ..errors import ArticlesNotFound
 
 log = logging.getLogger(__name__)
@@ -26,17 +27,26 @@ _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
 SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
 
 
-def load_articles(folder: str | Path) -> tuple[list[Article], list[Unreadable]]:
+def load_articles(folder: str | Path, max_bytes: int | None = None) -> tuple[list[Article], list[Unreadable]]:
     """Every article in `folder` (recursively), sorted by id, and the files that could not be read.
 
-    A bad file is reported and skipped, never fatal: the others are still returned.
+    A bad file is reported and skipped, never fatal: the others are still returned. So are a symlink
+    that leads out of the folder (it could expose any file on the machine) and a file larger than
+    `max_bytes` (Settings.max_article_bytes, the limit uploads have too).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ArticlesNotFound(f"articles folder not found: {folder}")
+    real = folder.resolve()
     articles, problems = [], []
     for path in sorted(p for p in folder.rglob("*") if is_article_path(p, folder) and p.is_file()):
         try:
+            if real not in path.resolve().parents:
+                raise ValueError("a symlink to a file outside the articles folder")
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:
+                raise ValueError(f"{format_size(size)}, larger than the limit of {format_size(max_bytes)} "
+                                 "(QA_MAX_ARTICLE_BYTES)")
             articles.append(read_article(path, path.relative_to(folder).as_posix()))
         except (ValueError, OSError) as err:  # OSError: removed between listing and reading
             log.warning("skipping %s: %s", path, err)
