@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelLoadError
+from .modelref import check_folder, hub_kwargs, looks_like_path
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,14 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         where = str(shipped_embedder_path()) if not self.model_ref else self.model_ref
+        options = {}
+        if self.model_ref:
+            if looks_like_path(where):
+                where = str(check_folder(where, "embedding model"))
+            else:
+                options = hub_kwargs(where, "embedding model")  # offline: fails in seconds
         try:
-            return SentenceTransformer(where, device="cpu")
+            return SentenceTransformer(where, device="cpu", **options)
         except Exception as err:  # sentence-transformers raises many kinds; say which model failed
             raise ModelLoadError(f"could not load the embedding model {where!r}: {err}") from err
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import ModelLoadError
+from .modelref import check_folder, hub_kwargs, looks_like_path
 from .windows import Window, collate, make_windows
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _inside_word(text: str, boundary: int) -> bool:
 
 
 def _looks_like_path(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or "\\" in ref or Path(ref).exists() or ref.count("/") > 1
+    return looks_like_path(ref)
 
 
 class Reader:
@@ -84,17 +85,18 @@ class Reader:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         ref = self.ref
+        options = {}
         if _looks_like_path(ref):
-            path = Path(ref).expanduser()
-            if not path.is_dir():
-                raise ModelLoadError(f"reader model folder not found: {path}")
+            path = check_folder(ref, "reader model")
             if not (path / "config.json").exists():
                 raise ModelLoadError(f"reader model folder {path} has no config.json")
             if not any(path.glob("*.safetensors")) and not (path / "pytorch_model.bin").exists():
                 raise ModelLoadError(f"reader model folder {path} has no weights (*.safetensors)")
+        else:
+            options = hub_kwargs(ref, "reader model")  # offline: fails in seconds, not after minutes of retries
         try:
-            tokenizer = AutoTokenizer.from_pretrained(ref)
-            model = AutoModelForQuestionAnswering.from_pretrained(ref, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(ref, **options)
+            model = AutoModelForQuestionAnswering.from_pretrained(ref, dtype=torch.float32, **options)
         except Exception as err:  # transformers raises OSError, ValueError, safetensors errors...
             raise ModelLoadError(f"could not load the reader model {ref!r}: {err}") from err
         model.eval()
