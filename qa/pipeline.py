@@ -13,9 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .aggregate import candidates, combined_score, sigmoid
-from .articles import load_articles, parse_article, safe_name
+from .articles import load_articles, parse_article, read_article, safe_name
 from .config import Settings, format_size
+from .duplicates import DuplicateFinder, Duplicates, article_texts, collapse
 from .embedding import Embedder
+from .metadata import asked_field, fact, metadata_of
 from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError, StorageError
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
@@ -35,6 +37,8 @@ class Answer:
     context: str                # the passage the answer comes from (for an abstention: the closest one)
     context_start: int | None = None  # where that passage starts in the article
     alternatives: tuple["Answer", ...] = field(default_factory=tuple)
+    # every article that carries the answer's story (the same wire copy from several outlets), its own first
+    sources: tuple[str, ...] = ()
 
     @property
     def abstained(self) -> bool:
@@ -43,6 +47,7 @@ class Answer:
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in ("text", "score", "article", "title", "start", "end", "context", "context_start")}
         out["alternatives"] = [a.to_dict() for a in self.alternatives]
+        out["sources"] = list(self.sources)
         return out
 
 
@@ -140,6 +145,9 @@ class QA:
         self._stored: StoredIndex | None = None
         self._retriever: Retriever | None = None
         self.last_report: UpdateReport | None = None
+        self._duplicates = DuplicateFinder(s.duplicate_threshold)   # near-duplicate groups, per live version
+        self._dup_lock, self._dup_of, self._dup = threading.Lock(), None, Duplicates({})
+        self._background: list = []                                 # the folder watcher and the feed poller
         if s.auto_update:
             self.update()
         else:
@@ -245,6 +253,95 @@ class QA:
             self._use(stored)
             self.last_report = report
 
+    def add_url(self, url: str) -> str:
+        """Fetch a web page, store it in the articles folder and index it; returns its article id.
+        The same URL again replaces that page (no twin). FetchError subclasses (qa.sources.web) say
+        why a page is refused: unreachable, an HTTP error, not HTML, too large, no main text; then
+        nothing is written."""
+        from .sources.web import download, save
+
+        s = self.settings
+        page = download(url, s)   # the network part, before taking the writer lock
+        root = s.articles.resolve()
+        with writer_lock(s.index, s.lock_timeout):
+            path, before = save(root, page, self.articles, getattr(s, "uploads", "") or "")
+            try:
+                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
+            except BaseException:  # both or neither: the folder goes back to what the index says
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(before)
+                raise
+            self._use(stored)
+            self.last_report = report
+        return path.relative_to(root).as_posix()
+
+    def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
+        """While a chat runs: watch the articles folder (a change is indexed within seconds, a burst
+        of them in one update) and poll the feeds every `feed_interval` seconds. Defaults: the
+        `watch` setting, and feeds when `feed_interval` > 0."""
+        from .sources.feeds import FeedPoller
+        from .sources.watch import FolderWatcher
+
+        s = self.settings
+        if self._background:
+            return
+        if s.watch if watch is None else watch:
+            self._background.append(FolderWatcher(s.articles, lambda _paths: self._update_quietly(),
+                                                  quiet_ms=s.watch_debounce_ms).start())
+            self._update_quietly()  # what changed before the watcher started
+        if (s.feed_interval > 0) if feeds is None else feeds:
+            self._background.append(FeedPoller(s, lambda _report: self._update_quietly(),
+                                               known=lambda: self.articles).start())
+
+    def stop_background(self) -> None:
+        while self._background:
+            self._background.pop().stop()
+
+    def _update_quietly(self) -> None:
+        try:
+            self.update()
+        except QAError as err:  # e.g. the last article removed: keep answering from what we have
+            log.warning("index not updated: %s", err)
+
+    @property
+    def duplicates(self) -> Duplicates:
+        """Groups of near-duplicate articles (the same story from several outlets) in the live index."""
+        with self._dup_lock:
+            stored = self._stored
+            if stored is not None and self._dup_of is not stored:
+                self._dup, self._dup_of = self._duplicates.find(article_texts(stored)), stored
+            return self._dup
+
+    def _about_article(self, question: str, passages: list[Passage]) -> Answer | None:
+        """A question about the article itself (its date, author, outlet, URL), answered from its
+        metadata; None for any other question, or when the article does not say."""
+        asked = asked_field(question)
+        if asked is None or not passages:
+            return None
+        article_id, title = passages[0].chunk.article_id, passages[0].title
+        entry = self.articles.get(article_id, {})
+        meta = metadata_of(entry)
+        if "site" not in entry:  # an index written before these fields existed: read the file
+            try:
+                a = read_article(self.settings.articles / article_id, article_id)
+                meta = {"published": a.published, "author": a.author, "site": a.site, "url": a.url}
+            except (OSError, ValueError):
+                pass
+        chunks = [(c.start, c.text) for c in self._stored.chunks if c.article_id == article_id]
+        found = fact(asked, article_id, title, meta, chunks)
+        if found is None:
+            return None
+        return Answer(text=found.value, score=1.0, article=article_id, title=title, start=found.start, end=found.end,
+                      context=found.context, context_start=found.context_start,
+                      sources=self.duplicates.of(article_id))
+
+    def _with_sources(self, a: Answer) -> Answer:
+        if a.abstained or a.article is None:
+            return a
+        return replace(a, sources=self.duplicates.of(a.article))
+
     def _load_existing(self) -> None:
         try:
             stored = load_index(self.settings.index)
@@ -300,7 +397,12 @@ class QA:
         query = " ".join([*history[-1:], question])
         with self._swap:
             retriever = self._retriever
-        return retriever.search(query, k or self.settings.top_k)
+        k = k or self.settings.top_k
+        duplicates = self.duplicates
+        if not duplicates.any:
+            return retriever.search(query, k)
+        # the same story from several outlets is read once: deeper search, copies left out
+        return collapse(retriever.search(query, 2 * k), duplicates, k)
 
     def answer(self, question: str, k: int | None = None, history: tuple[str, ...] | list[str] = ()) -> Answer:
         """The answer to `question` from the articles; `history`: the conversation's earlier questions."""
@@ -309,8 +411,11 @@ class QA:
         # small CPU parallel inference would not be faster anyway
         with self._lock:
             passages = self.retrieve(question, k, tuple(history))
+            about = self._about_article(question, passages)  # "When was it published?": from the metadata
+            if about is not None:
+                return about
             reading = self.reader.read(question, [p.chunk.text for p in passages])
-        return self.decide(reading, passages)
+        return self._with_sources(self.decide(reading, passages))
 
     def decide(self, reading: Reading, passages: list[Passage]) -> Answer:
         return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold)
