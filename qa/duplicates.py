@@ -31,14 +31,16 @@ def minhash(text: str):
 
 @dataclass(frozen=True)
 class Duplicates:
-    """article id -> the ids of every article carrying the same story (itself included, sorted)."""
+    """article id -> the ids of every article carrying the same story (itself included, sorted); only
+    articles that have copies are in it."""
 
     groups: dict[str, tuple[str, ...]]
 
     def of(self, article_id: str | None) -> tuple[str, ...]:
+        """The articles carrying the story of `article_id`: itself first, then the others."""
         if article_id is None:
             return ()
-        return self.groups.get(article_id, (article_id,))
+        return (article_id, *(a for a in self.groups.get(article_id, ()) if a != article_id))
 
     @property
     def any(self) -> bool:
