@@ -1,11 +1,13 @@
 """The web chat: ask questions about the articles, see the answer and its source, add or remove articles.
 
-`python app.py [--host H] [--port P]` (or QA_HOST / QA_PORT); `build_app(qa)` for tests and embedding.
+`python app.py [--host H] [--port P] [--read-only] [--auth USER:PASSWORD]` (or QA_HOST, QA_PORT,
+QA_READ_ONLY, QA_AUTH); `build_app(qa)` and `launch_options(qa)` for tests and embedding.
 """
 from __future__ import annotations
 
 import argparse
 import html
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -14,13 +16,18 @@ import gradio as gr
 
 from qa import QA, Answer, ArticleRejected, InvalidQuestion, QAError
 from qa.articles import SUFFIXES
+from qa.config import format_size
 
-EXAMPLES = [
-    "Who directed the film?",
-    "When did it open in theaters?",
-    "Who is the lead actor?",
-    "What was the original script called?",
-]
+# Gradio's own face, with the bold weight it ships but does not declare: without it, bold headings
+# fall back to a thinner synthetic bold
+THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 600, 700)),
+                                "ui-sans-serif", "system-ui", "sans-serif"])
+CSS = "h1, h2, h3 { font-weight: 700; } #confirm-box { border: 1px solid var(--error-border-color, #f87171); }"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 # -- answering -------------------------------------------------------------------------------------
 def _text(s: str) -> str:
@@ -51,8 +58,9 @@ def render_answer(a: Answer) -> str:
 
 
 def problem(err: QAError) -> str:
-    """A bad question is the user's to fix; anything else (a model or index that will not load) is ours."""
-    msg = html.escape(str(err))
+    """A bad question is the user's to fix; anything else (a model or index that will not load) is ours.
+    `err.public`: the message without server paths."""
+    msg = html.escape(err.public)
     if isinstance(err, InvalidQuestion):
         return f"<p>Sorry, I can't answer that: {msg}. Please try another question.</p>"
     return f"<p>Sorry, something went wrong on the server: {msg}</p>"
@@ -63,31 +71,69 @@ def add_upload(qa: QA, upload: str | Path) -> str:
     """Add an uploaded file as an article (QA.add_article checks and names it); returns its id."""
     upload = Path(upload)
     limit = qa.settings.max_article_bytes
-    if upload.stat().st_size > limit:  # refuse before reading it into memory
-        raise ArticleRejected(f"{upload.name}: larger than the limit of {limit:,} bytes")
+    size = upload.stat().st_size
+    if size > limit:  # refuse before reading it into memory
+        raise ArticleRejected(f"{upload.name}: {format_size(size)}, larger than the limit of {format_size(limit)}")
     return qa.add_article(upload.name, upload.read_bytes())
 
 
 def articles_html(qa: QA) -> str:
     items = "".join(
         f"<li><b>{html.escape(meta.get('title') or article_id)}</b><br><small>{html.escape(article_id)}"
-        f" · {meta.get('chunks', '?')} passages</small></li>"
+        f" · {plural(meta.get('chunks', 0), 'passage')}</small></li>"
         for article_id, meta in sorted(qa.articles.items())
     )
-    return f"<p>{len(qa.articles)} indexed article(s)</p><ul>{items}</ul>"
+    return f"<p>{plural(len(qa.articles), 'indexed article')}</p><ul>{items}</ul>"
+
+
+def example_questions(qa: QA, n: int = 4) -> list[str]:
+    """Questions about the indexed articles themselves, newest first, built from their titles."""
+    newest = sorted(qa.articles.items(), key=lambda kv: (kv[1].get("published") or "", kv[0]), reverse=True)
+    titles = []
+    for article_id, meta in newest:
+        title = " ".join((meta.get("title") or Path(article_id).stem.replace("-", " ")).split())
+        titles.append(title if len(title) <= 70 else title[:70].rsplit(" ", 1)[0] + "…")
+    templates = ("What is “{}” about?", "Who is named in “{}”?", "When did “{}” happen?")
+    return [t.format(title) for t in templates for title in titles][:n] if titles else []
+
+
+def launch_options(qa: QA) -> dict:
+    """What demo.launch() needs besides the address: the theme, and Gradio's own upload guard, set
+    above ours so that the user sees our message ("larger than the limit of 2 MB")."""
+    return {"theme": THEME, "css": CSS, "max_file_size": max(4 * qa.settings.max_article_bytes, 16 * 1024 * 1024)}
 
 
 # -- the page --------------------------------------------------------------------------------------
+class _Blocks(gr.Blocks):
+    """Gradio requires every input of an API route, even one with a default; a plain HTTP client
+    (`POST /gradio_api/call/ask` with `{"data": ["Who directed the film?"]}`) may leave out the
+    trailing optional ones (`history`), which get their Python defaults."""
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        missing = len(block_fn.inputs) - len(inputs)
+        if missing > 0 and callable(block_fn.fn):
+            try:
+                params = list(inspect.signature(block_fn.fn).parameters.values())[len(inputs):]
+            except (TypeError, ValueError):
+                params = []
+            if len(params) == missing and all(p.default is not inspect.Parameter.empty for p in params):
+                inputs.extend(p.default for p in params)  # in place: Gradio goes on with this list
+        super().validate_inputs(block_fn, inputs)
+
+
 def _messages(turn: dict) -> list[dict]:
     q = turn["question"]
     shown = q if len(q) <= 300 else q[:300] + "…"  # an over-long question is cut, not pasted in full
     return [{"role": "user", "content": _text(shown)}, {"role": "assistant", "content": turn["reply"]}]
 
 
-def build_app(qa: QA) -> gr.Blocks:
-    def chat(message: str, turns: list[dict]):
+def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
+    """The chat page. `read_only`: no add or remove controls, and no such events for any client to call."""
+
+    def chat(message: str, turns: list[dict] | None = None):
         """The state keeps each turn's raw question (the history for follow-ups) and its rendered reply."""
         message = message or ""
+        turns = turns or []
         history = [t["question"] for t in turns if t["valid"]]
         try:
             answer_html, valid = render_answer(qa.answer(message, history=history)), True
@@ -96,37 +142,48 @@ def build_app(qa: QA) -> gr.Blocks:
         turns = turns + [{"question": message, "valid": valid, "reply": answer_html}]
         return "", [m for t in turns for m in _messages(t)], turns
 
+    def examples_update():
+        return gr.Dataset(samples=[[q] for q in example_questions(qa)])
+
     def panel():
-        return articles_html(qa), gr.Dropdown(choices=sorted(qa.articles), value=None)
+        return articles_html(qa), gr.Dropdown(choices=sorted(qa.articles), value=None), examples_update()
 
     def on_upload(path: str | None):
         if not path:
-            return "Choose a file first.", *panel()
+            return "Choose a file first.", gr.update(), *panel()
         try:
             article_id = add_upload(qa, path)
             status = f"Added <b>{html.escape(article_id)}</b>; the index is up to date."
-        except (QAError, OSError) as err:
-            status = f"Not added: {html.escape(str(err))}"
-        return status, *panel()
+        except QAError as err:
+            status = f"Not added: {html.escape(err.public)}"
+        except OSError:
+            status = "Not added: the upload could not be read on the server."
+        return status, None, *panel()  # None empties the upload box
+
+    def ask_remove(article_id: str | None):
+        if not article_id:
+            return "Choose an article first.", gr.update(visible=False), ""
+        return "", gr.update(visible=True), (f"Remove <b>{html.escape(article_id)}</b>? Its file is deleted "
+                                             "and its passages leave the index.")
 
     def on_remove(article_id: str | None):
         if not article_id:
-            return "Choose an article first.", *panel()
+            return "Choose an article first.", gr.update(visible=False), *panel()
         try:
             qa.remove_article(article_id)
             status = f"Removed <b>{html.escape(article_id)}</b>; the index is up to date."
-        except (QAError, OSError) as err:
-            status = f"Not removed: {html.escape(str(err))}"
-        return status, *panel()
+        except QAError as err:
+            status = f"Not removed: {html.escape(err.public)}"
+        return status, gr.update(visible=False), *panel()
 
     def ask_api(question: str, history: list[str] | None = None) -> dict:
-        """Answer a question from the articles; `history`: earlier questions of the conversation."""
+        """Answer a question from the articles; `history` (optional): earlier questions of the conversation."""
         try:
             return qa.answer(question, history=history or []).to_dict()
         except QAError as err:
-            raise gr.Error(str(err), print_exception=False) from None  # the client sees the message
+            raise gr.Error(err.public, print_exception=False) from None  # the client sees the message
 
-    with gr.Blocks(title="Ask the articles", analytics_enabled=False) as demo:
+    with _Blocks(title="Ask the articles", analytics_enabled=False) as demo:
         gr.Markdown("# Ask the articles\nAnswers are quoted from the indexed news articles; "
                     "follow-up questions use the conversation.")
         turns = gr.State([])
@@ -140,24 +197,43 @@ def build_app(qa: QA) -> gr.Blocks:
                     question = gr.Textbox(elem_id="question", label="Question", show_label=False, scale=5, max_lines=4,
                                           placeholder="Ask a question about the articles…", autofocus=True)
                     send = gr.Button("Send", elem_id="send", variant="primary", scale=1)
-                gr.Examples(EXAMPLES, inputs=[question], label="Example questions")
+                examples = gr.Dataset(components=[question], samples=[[q] for q in example_questions(qa)],
+                                      label="Example questions", elem_id="examples")
             with gr.Column(scale=1):
                 gr.Markdown("### Articles")
                 listing = gr.HTML(articles_html(qa), elem_id="articles")
-                upload = gr.File(label=f"Add an article (.txt, .md, .html; up to {qa.settings.max_article_bytes // 1024:,} KB)",
-                                 file_types=list(SUFFIXES), type="filepath")
-                add_btn = gr.Button("Add article", size="sm")
-                chosen = gr.Dropdown(choices=sorted(qa.articles), label="Remove an article", value=None, elem_id="remove-choice")
-                remove_btn = gr.Button("Remove article", size="sm", variant="stop")
-                status = gr.HTML(elem_id="article-status")
+                if not read_only:
+                    upload = gr.File(label=f"Add an article (.txt, .md, .html; up to {format_size(qa.settings.max_article_bytes)})",
+                                     file_types=list(SUFFIXES), type="filepath", elem_id="upload")
+                    add_btn = gr.Button("Add article", size="sm", elem_id="add")
+                    chosen = gr.Dropdown(choices=sorted(qa.articles), label="Remove an article", value=None,
+                                         elem_id="remove-choice")
+                    remove_btn = gr.Button("Remove article…", size="sm", variant="stop", elem_id="remove")
+                    with gr.Column(visible=False, elem_id="confirm-box") as confirm_box:
+                        confirm_text = gr.HTML(elem_id="confirm-text")
+                        with gr.Row():
+                            yes_btn = gr.Button("Yes, remove it", size="sm", variant="stop", elem_id="confirm-remove")
+                            no_btn = gr.Button("Cancel", size="sm", elem_id="cancel-remove")
+                    status = gr.HTML(elem_id="article-status")
+                else:
+                    gr.Markdown("<small>Read-only: articles are managed on the server.</small>", elem_id="read-only")
 
         chat_io = dict(fn=chat, inputs=[question, turns], outputs=[question, chatbot, turns])
         question.submit(**chat_io, api_name="chat")
         send.click(**chat_io, api_visibility="private")
+        examples.click(lambda sample: sample[0], inputs=[examples], outputs=[question], api_visibility="private")
         chatbot.clear(lambda: [], outputs=[turns], api_visibility="private")  # the trash icon: a new conversation
-        add_btn.click(on_upload, inputs=[upload], outputs=[status, listing, chosen], api_visibility="private")
-        remove_btn.click(on_remove, inputs=[chosen], outputs=[status, listing, chosen], api_visibility="private")
-        demo.load(panel, outputs=[listing, chosen], api_visibility="private")  # another tab may have changed it
+        if read_only:
+            demo.load(lambda: (articles_html(qa), examples_update()), outputs=[listing, examples], api_visibility="private")
+        else:
+            lists = [listing, chosen, examples]
+            add_btn.click(on_upload, inputs=[upload], outputs=[status, upload, *lists], api_visibility="private")
+            remove_btn.click(ask_remove, inputs=[chosen], outputs=[status, confirm_box, confirm_text],
+                             api_visibility="private")
+            yes_btn.click(on_remove, inputs=[chosen], outputs=[status, confirm_box, *lists], api_visibility="private")
+            no_btn.click(lambda: ("Not removed.", gr.update(visible=False)), outputs=[status, confirm_box],
+                         api_visibility="private")
+            demo.load(panel, outputs=lists, api_visibility="private")  # another tab may have changed it
         gr.api(ask_api, api_name="ask")
     return demo
 
@@ -168,7 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")), help="[default: 7860, or QA_PORT]")
     parser.add_argument("--articles", help="articles folder [default: seeds, or QA_ARTICLES]")
     parser.add_argument("--index", help="index folder [default: index, or QA_INDEX]")
+    parser.add_argument("--read-only", action="store_true", default=os.environ.get("QA_READ_ONLY", "") in ("1", "true", "yes"),
+                        help="no add/remove controls and no such API [or QA_READ_ONLY=1]")
+    parser.add_argument("--auth", default=os.environ.get("QA_AUTH"), metavar="USER:PASSWORD",
+                        help="a login page in front of the chat [or QA_AUTH]; required off loopback unless --read-only")
     args = parser.parse_args(argv)
+
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not (user and sep and password):
+            print("error: --auth must be USER:PASSWORD", file=sys.stderr)
+            return 2
+        auth = (user, password)
+    if auth is None and not args.read_only:
+        if args.host not in LOOPBACK and not args.host.startswith("127."):
+            print(f"error: on {args.host} anyone who reaches the app could add and remove articles; "
+                  "give --auth USER:PASSWORD (or QA_AUTH), or serve it --read-only", file=sys.stderr)
+            return 2
+        print("note: anyone who can reach this address (any user or program on this machine) can add and remove "
+              "articles; --auth USER:PASSWORD adds a login, --read-only removes those controls", flush=True)
 
     print("Loading the models and the index…", flush=True)
     try:
@@ -181,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{len(qa.articles)} article(s) from {qa.settings.articles}", flush=True)
-    demo = build_app(qa)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=qa.settings.max_article_bytes)
+    except OSError as err:  # e.g. an unreadable articles folder
+        print(f"error: {err.strerror or err} ({err.filename})", file=sys.stderr)
+        return 2
+    print(f"{plural(len(qa.articles), 'article')} from {qa.settings.articles}"
+          f"{' (read-only)' if args.read_only else ''}", flush=True)
+    demo = build_app(qa, read_only=args.read_only)
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_options(qa))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Shared fixtures: the real embedder and the real shipped reader, loaded once per session."""
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 # Nothing in the tests may download weights: every model comes from this checkout or site-packages.
@@ -16,8 +18,13 @@ from qa.config import PACKAGE_ROOT
 from qa.embedding import Embedder
 from qa.reader import Reader
 
-SEEDS = PACKAGE_ROOT / "seeds"
 SEED_ARTICLE = "run-to-the-west-korea-first-ai-feature-film.txt"
+SEED_FILE = PACKAGE_ROOT / "seeds" / SEED_ARTICLE  # the shipped (git-tracked) article
+# A folder holding that one article only: the rest of seeds/ is the user's (uploads, experiments) and
+# must never change what the tests see.
+SEEDS = Path(tempfile.mkdtemp(prefix="qa-seed-"))
+shutil.copy2(SEED_FILE, SEEDS / SEED_ARTICLE)
+atexit.register(shutil.rmtree, SEEDS, True)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +48,7 @@ def reader(settings) -> Reader:
 
 @pytest.fixture
 def make_qa(tmp_path, embedder, reader):
-    """A QA over a private copy of seeds/ (tests may edit it) with its own index folder."""
+    """A QA over a private copy of the seed article (tests may edit it) with its own index folder."""
 
     def make(articles: Path | None = None, **overrides) -> QA:
         if articles is None:
@@ -78,7 +85,7 @@ def app_server(tmp_path_factory, embedder, reader):
         port = s.getsockname()[1]
     demo = chat_app.build_app(qa)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                max_file_size=qa.settings.max_article_bytes)
+                **chat_app.launch_options(qa))
     yield {"qa": qa, "demo": demo, "url": demo.local_url}
     demo.close()
 
