@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 _IT = r"(?:it|this|that|the (?:article|story|piece|report|news(?: story)?|post)|this (?:article|story|piece|report)|that (?:article|story|piece))"
+_ABOUT = r"(?:\s+(?:about|on|regarding|concerning|covering)\b.*?)?"   # "the article about the bridge"
 _OUTLET = r"(?:outlet|publication|newspaper|paper|site|website|web ?site|news ?site|magazine|publisher|news organi[sz]ation|news agency|media(?: outlet)?)"
 
 PATTERNS: dict[str, tuple[re.Pattern, ...]] = {
@@ -22,9 +23,9 @@ PATTERNS: dict[str, tuple[re.Pattern, ...]] = {
         rf"\bwhat is the date of {_IT}\b",
     )),
     "author": tuple(re.compile(p, re.I) for p in (
-        rf"\bwho (?:wrote|authored|penned|reported|filed) {_IT}\s*\??$",
-        rf"\bwho (?:is|was) the (?:author|writer|reporter|journalist)(?: of {_IT})?\s*\??$",
-        rf"\b(?:who|what) is {_IT} (?:written )?by\s*\??$",
+        rf"\bwho (?:wrote|authored|penned|reported|filed) {_IT}{_ABOUT}\s*\??$",
+        rf"\bwho (?:is|was) the (?:author|writer|reporter|journalist)(?: of {_IT}{_ABOUT})?\s*\??$",
+        rf"\b(?:who|what) is {_IT}{_ABOUT} (?:written )?by\s*\??$",
         rf"\b(?:author|writer|byline) of {_IT}\b",
         rf"\bwho (?:is|was) {_IT} (?:written )?by\b",
     )),
