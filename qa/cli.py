@@ -1,8 +1,10 @@
-"""The command line: `qa index | ask | eval | calibrate | train | serve`."""
+"""The command line: `qa index | ask | add | feed | eval | calibrate | train | serve`."""
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,8 +23,13 @@ ReaderOpt = Annotated[Optional[str], typer.Option("--reader", help="reader model
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False):
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="progress bars and what each step does")] = False):
+    global VERBOSE
+    VERBOSE = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not verbose:  # quiet by default: no weight-loading bars from transformers / the hub client
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _fail(err: Exception) -> None:
@@ -39,7 +46,8 @@ def index(articles: ArticlesOpt = None, index: IndexOpt = None,
 
     settings = Settings.from_env(articles=articles, index=index)
     try:
-        _, report = refresh_index(settings, Embedder(settings.embedder), full=full, progress=True)
+        _, report = refresh_index(settings, Embedder(settings.embedder), full=full,
+                                  progress=VERBOSE or sys.stderr.isatty())
     except QAError as err:
         _fail(err)
     typer.echo(json.dumps(report.to_dict()) if json_out else f"{settings.index}: {report.summary()}")
@@ -145,6 +153,138 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
     run(cfg)
 
 
+def _indexed(settings: Settings) -> dict[str, dict]:
+    """The indexed articles (id -> manifest entry), {} when there is no usable index yet."""
+    from .store import load_index
+
+    try:
+        stored = load_index(settings.index)
+    except QAError:
+        return {}
+    return dict(stored.manifest["articles"]) if stored is not None else {}
+
+
+def _index_after(settings: Settings, json_out: bool) -> dict | None:
+    from .embedding import Embedder
+    from .pipeline import refresh_index
+
+    _, report = refresh_index(settings, Embedder(settings.embedder), progress=VERBOSE)
+    if not json_out:
+        typer.echo(f"{settings.index}: {report.summary()}")
+    return report.to_dict()
+
+
+@app.command("add")
+def add_urls(urls: Annotated[list[str], typer.Argument(help="web page URLs", show_default=False)],
+             articles: ArticlesOpt = None, index: IndexOpt = None, json_out: JsonOpt = False):
+    """Fetch web pages into the articles folder and index them; the same URL again updates its page.
+    A page that cannot be used (unreachable, 404, not HTML, too large, no article text) is reported
+    and the others are still added (exit code 1)."""
+    from .sources.web import save_page
+
+    settings = Settings.from_env(articles=articles, index=index)
+    if not settings.articles.is_dir():
+        _fail(FileNotFoundError(f"articles folder not found: {settings.articles}"))
+    known, results = _indexed(settings), []
+    for url in urls:
+        try:
+            path, replaced = save_page(settings.articles, url, settings, known, getattr(settings, "uploads", "") or "")
+        except QAError as err:
+            results.append({"url": url, "error": str(err)})
+            typer.secho(f"not added: {err}", fg=typer.colors.RED, err=True)
+            continue
+        article = path.resolve().relative_to(settings.articles.resolve()).as_posix()
+        results.append({"url": url, "article": article, "replaced": replaced})
+        if not json_out:
+            typer.echo(f"{'updated' if replaced else 'added'} {article}  <-  {url}")
+    try:
+        report = _index_after(settings, json_out) if any("article" in r for r in results) else None
+    except QAError as err:
+        _fail(err)
+    if json_out:
+        typer.echo(json.dumps({"pages": results, "index": report}))
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+feed_app = typer.Typer(no_args_is_help=True, help="RSS and Atom feeds: new items become articles.")
+app.add_typer(feed_app, name="feed")
+
+
+@feed_app.command("add")
+def feed_add(url: str, articles: ArticlesOpt = None):
+    """Subscribe to a feed (checked now: it must be RSS or Atom)."""
+    from .sources.feeds import add_feed
+
+    settings = Settings.from_env(articles=articles)
+    try:
+        feed = add_feed(url, settings)
+    except QAError as err:
+        _fail(err)
+    typer.echo(f"subscribed to {feed.title or feed.url} ({feed.url}); `qa feed poll` fetches its items "
+               f"[{settings.feeds_path}]")
+
+
+@feed_app.command("remove")
+def feed_remove(url: str, articles: ArticlesOpt = None):
+    """Unsubscribe (the articles already fetched stay)."""
+    from .sources.feeds import remove_feed
+
+    try:
+        remove_feed(url, Settings.from_env(articles=articles))
+    except QAError as err:
+        _fail(err)
+    typer.echo(f"unsubscribed from {url}")
+
+
+@feed_app.command("list")
+def feed_list(articles: ArticlesOpt = None, json_out: JsonOpt = False):
+    """The feeds subscribed to, with their last poll and problem."""
+    from dataclasses import asdict
+
+    from .sources.feeds import list_feeds
+
+    try:
+        feeds = list_feeds(Settings.from_env(articles=articles))
+    except QAError as err:
+        _fail(err)
+    if json_out:
+        typer.echo(json.dumps([{k: v for k, v in asdict(f).items() if k not in ("seen", "hashes")} for f in feeds]))
+        return
+    if not feeds:
+        typer.echo("no feeds; add one with `qa feed add URL`")
+    for f in feeds:
+        typer.echo(f"{f.url}\n  {f.title or '(no title)'} · {f.articles} article(s) · {len(f.seen)} item(s) seen · "
+                   f"last poll {f.last_poll or 'never'}" + (f"\n  problem: {f.last_error}" if f.last_error else ""))
+
+
+@feed_app.command("poll")
+def feed_poll(articles: ArticlesOpt = None, index: IndexOpt = None, json_out: JsonOpt = False):
+    """Fetch every feed now, save the pages of new items and index them. Items seen before (same
+    GUID, link or content) are skipped; a feed or item that fails is reported (exit code 1)."""
+    from .sources.feeds import poll
+
+    settings = Settings.from_env(articles=articles, index=index)
+    try:
+        report = poll(settings, _indexed(settings))
+    except QAError as err:  # an unreadable feeds file; a bad feed is only a problem in the report
+        _fail(err)
+    for problem in report.errors:
+        typer.secho(f"problem: {problem}", fg=typer.colors.YELLOW, err=True)
+    if not json_out:
+        typer.echo(f"feeds: {len(report.saved)} new article(s), {report.skipped} item(s) already seen"
+                   + "".join(f"\n  added {a}" for a in report.saved))
+    try:
+        index_report = _index_after(settings, json_out) if report.saved else None
+    except QAError as err:
+        _fail(err)
+    if json_out:
+        typer.echo(json.dumps({"saved": report.saved, "skipped": report.skipped, "errors": report.errors,
+                               "index": index_report}))
+    if report.errors:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(host: Annotated[Optional[str], typer.Option(help="[default: 127.0.0.1, or QA_HOST]")] = None,
           port: Annotated[Optional[int], typer.Option(help="[default: 7860, or QA_PORT]")] = None):
@@ -161,8 +301,23 @@ def serve(host: Annotated[Optional[str], typer.Option(help="[default: 127.0.0.1,
     sys.exit(module.main(argv))
 
 
+VERBOSE = False
+
+
 def main() -> None:
-    app()
+    """Every error the user can act on ends in one line and exit code 2, never a traceback."""
+    try:
+        app()
+    except QAError as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as err:  # a folder we cannot read or write
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        typer.secho(f"error: {err.strerror or err}{where}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
