@@ -104,7 +104,7 @@ def collapse(passages: list, duplicates: Duplicates, k: int) -> list:
         return passages[:k]
     kept, seen_groups = [], {}
     for p in passages:
-        group = duplicates.of(p.chunk.article_id)
+        group = duplicates.groups.get(p.chunk.article_id, (p.chunk.article_id,))  # sorted: one key per story
         owner = seen_groups.setdefault(group, p.chunk.article_id)
         if owner == p.chunk.article_id:
             kept.append(p)

@@ -104,3 +104,49 @@ def test_metadata_questions_on_a_page(pages_qa):
     a = pages_qa.answer("When was it published?", history=history)
     assert a.text == "2019-10-22" and a.article == "phys.org.tool.html" and a.start is None  # not in the body
     assert "Bob Yirka" in a.context  # the metadata shown as its source
+
+
+# -- the same story from several outlets ------------------------------------------------------------
+WIRE = [
+    "The European Space Agency said on Wednesday that its Harmony probe had entered orbit around Mars after a "
+    "seven-month journey.",
+    "Mission controller Lena Vogt said the probe fired its main engine for 27 minutes to slow down, and that all "
+    "instruments were working.",
+    "Harmony will map water ice below the surface of the planet's northern plains for at least two years, the agency said.",
+    "The probe was launched from Kourou in French Guiana in March and cost about 480 million euros to build and fly.",
+    "Scientists hope the radar maps will help choose landing sites for future crewed missions, Vogt told reporters.",
+]
+
+
+def test_wire_copy_is_answered_once_with_every_source(make_qa, tmp_path):
+    import shutil
+
+    from .conftest import SEED_ARTICLE, SEEDS
+
+    folder = tmp_path / "articles"
+    shutil.copytree(SEEDS, folder)
+    copies = {
+        "wire-dailynews.txt": "Harmony probe enters orbit around Mars\n\nDaily News\n\n2026-05-06\n\n" + "\n\n".join(WIRE),
+        "wire-citypost.txt": "European Mars probe reaches orbit\n\nCity Post\n\n2026-05-06\n\n"
+                             + "\n\n".join(w.replace("said on Wednesday", "said Wednesday") for w in WIRE[:4]),
+        "wire-herald.md": "# ESA's Harmony now circling Mars\n\nThe Herald\n\nBy Rita Alves | 2026-05-07\n\n" + "\n\n".join(WIRE)
+                          + "\n\n(Reporting by wire services; editing by the Herald desk.)",
+    }
+    for name, text in copies.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    qa = make_qa(articles=folder)
+    assert qa.duplicates.of("wire-herald.md")[0] == "wire-herald.md"
+    assert set(qa.duplicates.of("wire-herald.md")) == set(copies)
+    assert qa.duplicates.of(SEED_ARTICLE) == (SEED_ARTICLE,)  # a different story stays alone
+
+    a = qa.answer("Who is the mission controller of the Harmony probe?")
+    assert a.text == "Lena Vogt" and set(a.sources) == set(copies) and a.sources[0] == a.article
+    assert all(alt.text != a.text for alt in a.alternatives)  # answered once
+    # the reader saw the story once: the passages read come from one of the copies only
+    read = {p.chunk.article_id for p in qa.retrieve("Who is the mission controller of the Harmony probe?")}
+    assert len(read & set(copies)) == 1
+    # the same for a question about the article itself
+    about = qa.answer("Which outlet published the article about the Harmony probe?")
+    assert about.text in ("Daily News", "City Post", "The Herald") and set(about.sources) == set(copies)
+    # unrelated questions are untouched
+    assert qa.answer("Who directed the film?").sources == (SEED_ARTICLE,)
