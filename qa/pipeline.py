@@ -9,6 +9,7 @@ import math
 import os
 import threading
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .metadata import asked_field, fact, metadata_of
 from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError, StorageError
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
-from .store import StoredIndex, UpdateReport, load_index, update_index, writer_lock
+from .store import StoredIndex, UpdateReport, check_current, load_index, update_index, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,29 @@ class Answer:
 def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, progress: bool = False,
                   locked: bool = False, embed_lock=None) -> tuple[StoredIndex, UpdateReport]:
     """Read the articles folder and update the index under settings.index to match it.
-    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded."""
-    articles, problems = load_articles(settings.articles, settings.max_article_bytes)
-    if not articles:
-        detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
-        raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
-                         public="there is no readable article to answer from")
-    return update_index(
-        settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
-        full=full, skipped=[p.source for p in problems], progress=progress, batch_size=settings.batch_size,
-        reasons={p.source: p.reason for p in problems}, locked=locked, lock_timeout=settings.lock_timeout,
-        embed_lock=embed_lock,
-    )
+    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded.
+    A writer reads the folder again once it holds the lock: what it saw while waiting may be stale."""
+    def read():
+        articles, problems = load_articles(settings.articles, settings.max_article_bytes)
+        if not articles:
+            detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
+            raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
+                             public="there is no readable article to answer from")
+        return articles, [p.source for p in problems], {p.source: p.reason for p in problems}
+
+    if not locked and not full:
+        articles, skipped, reasons = read()
+        live, report = check_current(settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap,
+                                     skipped, reasons)
+        if report is not None:
+            return live, report  # up to date: no lock, nothing written (a read-only index folder is fine)
+    with nullcontext() if locked else writer_lock(settings.index, settings.lock_timeout):
+        articles, skipped, reasons = read()
+        return update_index(
+            settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
+            full=full, skipped=skipped, progress=progress, batch_size=settings.batch_size, reasons=reasons,
+            locked=True, embed_lock=embed_lock,
+        )
 
 
 class _FairLock:

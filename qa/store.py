@@ -278,14 +278,9 @@ def update_index(
     extra = {"skipped": skipped or [], "reasons": reasons or {}}
     live = None
     if not locked and not full:
-        try:
-            live = load_index(root)
-        except (IndexCorrupt, OSError):
-            live = None
-        if live is not None:
-            stored, report = _diff(live, articles, embedder, chunk_chars, chunk_overlap, full, extra, started)
-            if stored is not None and not _leftovers(root, live):
-                return stored, report  # nothing to write
+        live, done = check_current(root, articles, embedder, chunk_chars, chunk_overlap, skipped, reasons)
+        if done is not None:
+            return live, done  # nothing to write
     with nullcontext() if locked else writer_lock(root, lock_timeout):
         try:
             # again, unless nothing changed: another writer may have switched it while we waited
@@ -328,6 +323,26 @@ def update_index(
             raise _storage_error(root, err) from None
     return stored, UpdateReport(**report, **extra, chunks_embedded=len(to_embed), chunks_total=len(chunks),
                                 full_rebuild=full, seconds=time.perf_counter() - started)
+
+
+def check_current(root: str | Path, articles: list[Article], embedder: Embedder, chunk_chars: int,
+                  chunk_overlap: int, skipped: list[str] | None = None, reasons: dict[str, str] | None = None,
+                  ) -> tuple[StoredIndex | None, UpdateReport | None]:
+    """Without any lock: (the live index, a report) when it already matches `articles` and there is
+    nothing to clean up; (the live index or None, None) when a writer has work to do."""
+    started = time.perf_counter()
+    root = Path(root)
+    try:
+        live = load_index(root)
+    except (IndexCorrupt, OSError):
+        return None, None
+    if live is None:
+        return None, None
+    extra = {"skipped": skipped or [], "reasons": reasons or {}}
+    stored, report = _diff(live, articles, embedder, chunk_chars, chunk_overlap, False, extra, started)
+    if stored is not None and not _leftovers(root, live):
+        return stored, report
+    return live, None
 
 
 def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, chunk_chars: int, chunk_overlap: int,
