@@ -45,10 +45,22 @@ def _passage(a: Answer) -> str:
     return _text(ctx)
 
 
-def render_answer(a: Answer) -> str:
-    """One chat reply as HTML; every piece of text in it is escaped."""
+def _outlets(a: Answer, articles: dict[str, dict] | None) -> str:
+    """The other articles carrying the same story (wire copy), by outlet or title."""
+    others = [s for s in a.sources if s != a.article]
+    if not others:
+        return ""
+    meta = articles or {}
+    names = [html.escape(meta.get(s, {}).get("site") or meta.get(s, {}).get("title") or s) for s in others]
+    return f"<p><small>The same story is also in: {', '.join(names)}</small></p>"
+
+
+def render_answer(a: Answer, articles: dict[str, dict] | None = None) -> str:
+    """One chat reply as HTML; every piece of text in it is escaped. `articles` (QA.articles) names
+    the other outlets of a story carried by several."""
     title = html.escape(a.title or a.article or "unknown article")
-    source = f"<details><summary>Source: {title}</summary><blockquote>{_passage(a)}</blockquote></details>"
+    source = (f"<details><summary>Source: {title}</summary><blockquote>{_passage(a)}</blockquote></details>"
+              + _outlets(a, articles))
     if a.abstained:
         if not a.context:
             return "<p>I could not find the answer in the articles.</p>"
@@ -80,7 +92,8 @@ def add_upload(qa: QA, upload: str | Path) -> str:
 def articles_html(qa: QA) -> str:
     items = "".join(
         f"<li><b>{html.escape(meta.get('title') or article_id)}</b><br><small>{html.escape(article_id)}"
-        f" · {plural(meta.get('chunks', 0), 'passage')}</small></li>"
+        + "".join(f" · {html.escape(meta[k])}" for k in ("site", "published") if meta.get(k))
+        + f" · {plural(meta.get('chunks', 0), 'passage')}</small></li>"
         for article_id, meta in sorted(qa.articles.items())
     )
     return f"<p>{plural(len(qa.articles), 'indexed article')}</p><ul>{items}</ul>"
@@ -136,7 +149,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
         turns = turns or []
         history = [t["question"] for t in turns if t["valid"]]
         try:
-            answer_html, valid = render_answer(qa.answer(message, history=history)), True
+            answer_html, valid = render_answer(qa.answer(message, history=history), qa.articles), True
         except QAError as err:  # e.g. empty or over-long: say so in the chat, keep it out of the history
             answer_html, valid = problem(err), False
         turns = turns + [{"question": message, "valid": valid, "reply": answer_html}]
@@ -159,6 +172,26 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
         except OSError:
             status = "Not added: the upload could not be read on the server."
         return status, None, *panel()  # None empties the upload box
+
+    def on_url(url: str | None):
+        if not (url or "").strip():
+            return "Paste a link first.", gr.update(), *panel()
+        try:
+            article_id = qa.add_url(url.strip())
+            status = f"Added <b>{html.escape(article_id)}</b> from the link; the index is up to date."
+        except QAError as err:  # unreachable, 404, not a web page, too large, no article text
+            return f"Not added: {html.escape(err.public)}", gr.update(), *panel()
+        return status, "", *panel()
+
+    def signature():
+        return sorted((k, v.get("sha256")) for k, v in qa.articles.items())
+
+    def follow(seen):
+        """Every few seconds: redraw the articles panel if the folder watcher or the feed poller changed it."""
+        now = signature()
+        if now == seen:
+            return gr.skip(), *(gr.skip() for _ in follow_outputs)
+        return now, *(panel() if not read_only else (articles_html(qa), examples_update()))
 
     def ask_remove(article_id: str | None):
         if not article_id:
@@ -206,6 +239,9 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
                     upload = gr.File(label=f"Add an article (.txt, .md, .html; up to {format_size(qa.settings.max_article_bytes)})",
                                      file_types=list(SUFFIXES), type="filepath", elem_id="upload")
                     add_btn = gr.Button("Add article", size="sm", elem_id="add")
+                    link = gr.Textbox(label="Add an article from a link", placeholder="https://…", max_lines=1,
+                                      elem_id="url")
+                    link_btn = gr.Button("Fetch and add", size="sm", elem_id="add-url")
                     chosen = gr.Dropdown(choices=sorted(qa.articles), label="Remove an article", value=None,
                                          elem_id="remove-choice")
                     remove_btn = gr.Button("Remove article…", size="sm", variant="stop", elem_id="remove")
@@ -223,9 +259,16 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
         send.click(**chat_io, api_visibility="private")
         examples.click(lambda sample: sample[0], inputs=[examples], outputs=[question], api_visibility="private")
         chatbot.clear(lambda: [], outputs=[turns], api_visibility="private")  # the trash icon: a new conversation
+        follow_outputs = [listing, examples] if read_only else [listing, chosen, examples]
+        seen = gr.State(signature())
+        gr.Timer(3).tick(follow, inputs=[seen], outputs=[seen, *follow_outputs], api_visibility="private",
+                         show_progress="hidden")
         if read_only:
             demo.load(lambda: (articles_html(qa), examples_update()), outputs=[listing, examples], api_visibility="private")
         else:
+            link_io = dict(fn=on_url, inputs=[link], outputs=[status, link, listing, chosen, examples], api_visibility="private")
+            link_btn.click(**link_io)
+            link.submit(**link_io)
             lists = [listing, chosen, examples]
             add_btn.click(on_upload, inputs=[upload], outputs=[status, upload, *lists], api_visibility="private")
             remove_btn.click(ask_remove, inputs=[chosen], outputs=[status, confirm_box, confirm_text],
@@ -282,7 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{plural(len(qa.articles), 'article')} from {qa.settings.articles}"
           f"{' (read-only)' if args.read_only else ''}", flush=True)
     demo = build_app(qa, read_only=args.read_only)
-    demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_options(qa))
+    # the folder is watched (QA_WATCH) and the feeds polled (QA_FEED_INTERVAL) while the chat runs
+    qa.start_background()
+    s = qa.settings
+    print(f"Watching {s.articles} for changes: {'on' if s.watch else 'off'}; feeds "
+          f"{f'polled every {s.feed_interval:g} s from {s.feeds_path}' if s.feed_interval > 0 else 'not polled'}", flush=True)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_options(qa))
+    finally:
+        qa.stop_background()
     return 0
 
 

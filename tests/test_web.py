@@ -122,3 +122,28 @@ def test_cli_add(site, tmp_path, embedder):
     again = runner.invoke(cli, ["add", url], env=env)
     assert again.exit_code == 0 and again.stdout.startswith("updated ")
     assert len([p for p in articles.iterdir() if p.suffix == ".html"]) == 1
+
+
+def test_chat_link_box_and_articles_panel(site, web_qa):
+    import app as chat_app
+
+    demo = chat_app.build_app(web_qa)
+    handlers = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None)}
+    seen = sorted((k, v.get("sha256")) for k, v in web_qa.articles.items())
+    url = site.put("/news/faro-airport", news_page("Faro airport gets a new terminal", [
+        "Faro airport opened a new departures terminal on Friday, the airport operator said.",
+        "The terminal was designed by the studio of architect Bruno Leal and can handle nine million passengers a year.",
+        "Work on the terminal began in 2023 and cost 120 million euros, according to the operator's statement.",
+    ], site="Algarve Times"))
+    status, box, listing, *_ = handlers["on_url"](url)
+    assert status.startswith("Added") and box == "" and "Faro airport gets a new terminal" in listing
+    assert "Algarve Times" in listing
+    status, box, *_ = handlers["on_url"](site.url + "/gone")
+    assert status.startswith("Not added") and "404" in status
+    # the panel redraws only when the indexed articles changed (the watcher's or the poller's doing)
+    changed = handlers["follow"](seen)
+    assert changed[0] != seen and "Faro airport" in changed[1]
+    unchanged = handlers["follow"](changed[0])
+    assert unchanged[0] is not None and type(unchanged[0]).__name__ != "list"  # gr.skip(): nothing redrawn
+    html = chat_app.render_answer(web_qa.answer("Who designed the new Faro terminal?"), web_qa.articles)
+    assert "Bruno Leal" in html
