@@ -4,8 +4,14 @@ the one the same question gets alone (concurrency must change nothing); answers 
 answer are model errors, counted apart (bench/seed_eval.py lists them).
 
     python bench/load_app.py [--clients 8] [--questions 10] [--json]
+    python bench/load_app.py --clients 32 --questions 1 --add-during "1.9 MB"
 
 Prints p50/p95 latency per question as a client sees it (queueing included) and the throughput.
+--add-during SIZE: then an article of that size (SQuAD paragraphs from ../shared/data/qa) is added
+through the chat's upload path while every client keeps asking until it is indexed; reports the
+add's duration, the latencies during it against those before, the time answer() itself took
+(waiting for the models included: the part an update can lengthen), and the process's memory
+before the add, after it and after removing the article again.
 """
 from __future__ import annotations
 
@@ -37,11 +43,35 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def big_article(size: int) -> str:
+    """A long article of distinct real paragraphs (squadshifts new_wiki, else the SQuAD files)."""
+    data = ROOT.parent / "shared" / "data" / "qa"
+    parts, total = ["A long report built from many paragraphs\n"], 0
+    for name in ("squadshifts-new_wiki_v1.0.json", "squad-v1.1-dev-part-train.json", "squad-v2.0-dev-half.json"):
+        if not (data / name).exists():
+            continue
+        for article in json.loads((data / name).read_text())["data"]:
+            for paragraph in article["paragraphs"]:
+                parts.append(paragraph["context"].strip())
+                total += len(parts[-1].encode()) + 2
+                if total >= size:
+                    return "\n\n".join(parts)
+    raise SystemExit(f"not enough text in {data} for {size} bytes")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--questions", type=int, default=10, help="per client")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--add-during", metavar="SIZE", help='e.g. "1.9 MB": add an article that large meanwhile')
     args = parser.parse_args()
 
     seeds = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text())["answerable"]
@@ -53,10 +83,24 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = chat_app.build_app(qa)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **chat_app.launch_options(qa))
+    service: list[tuple[str, float]] = []   # (phase, seconds inside QA.answer)
+    phase = ["before"]
+    adding = threading.Event()
+    real_answer = qa.answer
+
+    def timed_answer(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real_answer(*a, **k)
+        finally:
+            service.append((phase[0], time.perf_counter() - t))
+    qa.answer = timed_answer
 
     latencies: list[float] = []
     wrong: list[str] = []       # differs from the answer given alone: a concurrency defect
+    changed: list[str] = []     # asked while the index changed (--add-during): may rightly differ
     off_gold: list[str] = []    # same as alone but not a gold answer: the model's error
     errors: list[str] = []
     lock = threading.Lock()
@@ -71,8 +115,11 @@ def main() -> int:
             start.abort()
             return
         start.wait()
-        for j in range(args.questions):
+        j = 0
+        while j < args.questions or adding.is_set():  # while an article is being added, keep asking
             item = seeds[(i * args.questions + j) % len(seeds)]  # the clients together cover every seed
+            j += 1
+            asked_in = phase[0]
             t0 = time.perf_counter()
             try:
                 got = client.predict(item["question"], api_name="/ask")["text"]
@@ -83,17 +130,50 @@ def main() -> int:
             elapsed = time.perf_counter() - t0
             with lock:
                 latencies.append(elapsed)
-                if got != alone[item["question"]]:
+                by_phase.setdefault(asked_in, []).append(elapsed)
+                if got != alone[item["question"]] and asked_in != "before":
+                    changed.append(item["question"])  # the index changed under it: BM25 statistics, new passages
+                elif got != alone[item["question"]]:
                     wrong.append(f"{item['question']!r} -> {got!r} under load, {alone[item['question']]!r} alone")
                 elif got is None or normalize(got) not in {normalize(a) for a in item["answers"]}:
                     off_gold.append(f"{item['question']!r} -> {got!r}, gold {item['answers'][0]!r}")
 
+    by_phase: dict[str, list[float]] = {}
+    added: dict = {}
     t0 = time.perf_counter()
     threads = [threading.Thread(target=user, args=(i,)) for i in range(args.clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if args.add_during:
+        from qa.config import parse_size
+
+        upload = work / "long-report.txt"
+        upload.write_text(big_article(parse_size(args.add_during)), encoding="utf-8")
+        added["bytes"] = upload.stat().st_size
+        added["rss_before_mb"] = round(rss_mb(), 1)
+        phase[0] = "during"
+        adding.set()
+        start = threading.Barrier(args.clients)
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        t_add = time.perf_counter()
+        try:
+            added["article"] = chat_app.add_upload(qa, upload)
+        except Exception as err:  # noqa: BLE001
+            errors.append(f"add: {err!r}")
+        added["seconds"] = round(time.perf_counter() - t_add, 1)
+        phase[0] = "after"
+        adding.clear()
+        for t in threads:
+            t.join()
+        added["passages"] = qa.articles.get(added.get("article"), {}).get("chunks")
+        added["rss_after_add_mb"] = round(rss_mb(), 1)
+        if "article" in added:
+            qa.remove_article(added["article"])
+        added["rss_after_remove_mb"] = round(rss_mb(), 1)
     wall = time.perf_counter() - t0
     demo.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -105,6 +185,18 @@ def main() -> int:
         "p95_s": round(percentile(latencies, 95), 3) if latencies else None,
         "questions_per_s": round(len(latencies) / wall, 2),
     }
+    if args.add_during:
+        result["questions"] = len(latencies) + len(errors)
+        for name, values in by_phase.items():
+            result[f"{name}_p50_s"] = round(statistics.median(values), 3)
+            result[f"{name}_max_s"] = round(max(values), 3)
+        for name in ("before", "during"):
+            inside = [s for p, s in service if p == name]
+            if inside:
+                result[f"answer_call_{name}_max_s"] = round(max(inside), 3)
+                result[f"answer_call_{name}_p50_s"] = round(statistics.median(inside), 3)
+        result["add"] = added
+        result["differs_while_index_changed"] = len(changed)
     if args.json:
         print(json.dumps(result))
     else:
@@ -114,6 +206,8 @@ def main() -> int:
               f"({result['questions_per_s']} questions/s): p50 {result['p50_s']} s, p95 {result['p95_s']} s; "
               f"{len(wrong)} differ from the answer alone, {len(errors)} errors; "
               f"{len(off_gold)} off the gold answer (model errors, same as alone)")
+        if args.add_during:
+            print(json.dumps({k: v for k, v in result.items() if k.startswith(("before", "during", "after", "answer", "add"))}))
     return 0 if not wrong and not errors and len(latencies) == result["questions"] else 1
 
 

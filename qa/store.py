@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 LOCK_FILE = ".writer.lock"
 HOLDER_FILE = ".writer.pid"   # who holds the lock, for the waiting message only
+# passages embedded per turn of the model lock while questions are being answered: about 0.3 s on
+# a small CPU, the longest a question waits for an update
+EMBED_TURN = 8
 
 
 @dataclass(frozen=True)
@@ -246,10 +249,10 @@ def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: bool
     questions answered meanwhile (which take the same lock) wait for one batch at most."""
     if embed_lock is None or not texts:
         return embedder.embed(texts, batch_size=batch_size, progress=progress)
-    parts = []
-    for lo in range(0, len(texts), batch_size):
+    parts, step = [], min(batch_size, EMBED_TURN)
+    for lo in range(0, len(texts), step):
         with embed_lock:
-            parts.append(embedder.embed(texts[lo: lo + batch_size], batch_size=batch_size))
+            parts.append(embedder.embed(texts[lo: lo + step], batch_size=step))
     return np.vstack(parts)
 
 
