@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
+	@echo "The qa command is in .venv: .venv/bin/qa ask \"...\" (or: source .venv/bin/activate, then qa ...)"
 	$(BIN)/python app.py
 
 index: install
