@@ -238,3 +238,51 @@ def test_plain_http_api_without_history(app_server):
     assert event == "complete" and "Kang Yun-sung" in json.dumps(payload)
     event, payload = call(app_server["url"], "ask", ["   "])
     assert event == "error" and payload["error"] == "the question is empty"
+
+
+# -- who may change the articles ------------------------------------------------------------------------
+def elem_ids(url: str) -> set[str]:
+    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=30).read())
+    return {c.get("props", {}).get("elem_id") for c in config["components"]} - {None}
+
+
+def test_read_only_app_has_no_write_controls(app_server, app_qa):
+    import socket
+
+    import app as chat_app
+
+    writes = {"upload", "add", "remove", "confirm-remove", "url", "add-url"}
+    assert writes <= elem_ids(app_server["url"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = chat_app.build_app(app_qa, read_only=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **chat_app.launch_options(app_qa))
+    try:
+        ids = elem_ids(demo.local_url)
+        assert "read-only" in ids and not ids & writes
+        # nothing but questions on the server: the chat, the examples, the panel's refresh, the ask API
+        assert all(d.name in ("chat", "<lambda>", "ask_api", "follow") for d in demo.fns.values()), \
+            [d.name for d in demo.fns.values()]
+        event, payload = call(demo.local_url, "ask", ["Who directed the film?"])
+        assert payload[0]["text"] == "Kang Yun-sung"
+    finally:
+        demo.close()
+
+
+def test_open_address_needs_a_login_or_read_only(capsys):
+    import app as chat_app
+
+    assert chat_app.main(["--host", "0.0.0.0", "--articles", "nowhere"]) == 2
+    assert "--auth USER:PASSWORD" in capsys.readouterr().err
+    assert chat_app.main(["--host", "0.0.0.0", "--auth", "no-colon"]) == 2
+
+
+def test_cli_is_quiet_and_fails_in_one_line(tmp_path):
+    shutil.copytree(SEEDS, tmp_path / "articles")
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Who directed the film?", "--articles", "articles",
+                           "--index", "idx"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=env(QA_READER="models/readr"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == "error: reader model folder not found: models/readr"  # no bars, no traceback
