@@ -2,6 +2,10 @@
 
 `str(err)` is for the operator (it may name server paths); `err.public` is what a web user may see.
 """
+import re
+
+# /a/b/c.txt or ~/x (not the path part of a URL: no letter, ':' or '/' just before it) -> its last part
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~])(?:~/|/)(?:[\w.\-]+/)*([\w.\-]+)")
 
 
 class QAError(Exception):
@@ -13,8 +17,11 @@ class QAError(Exception):
 
     @property
     def public(self) -> str:
-        """The message without server paths (the web chat shows this one)."""
-        return self._public if self._public is not None else str(self)
+        """The message without server paths (the web chat shows this one): the one given, else this
+        message with every absolute path cut down to its last part."""
+        if self._public is not None:
+            return self._public
+        return _ABSOLUTE_PATH.sub(lambda m: m.group(1), str(self))
 
 
 class InvalidQuestion(QAError, ValueError):
