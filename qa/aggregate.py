@@ -9,8 +9,8 @@ log-odds that it is right, and its confidence is the sigmoid of that.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

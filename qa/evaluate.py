@@ -8,6 +8,7 @@ Also the calibration of the abstention threshold and of the confidence (on held-
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tempfile
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .aggregate import FEATURES, candidates, combined_score, fit
+from .articles import Article
 from .config import Settings
 from .distractors import paragraph_articles
 from .embedding import Embedder
 from .metrics import best_score, exact_match, token_f1
-from .aggregate import FEATURES, candidates, combined_score, fit
 from .pipeline import decide
 from .reader import Calibration, Reader
 from .retrieval import Retriever
@@ -87,12 +89,29 @@ def evaluate_reader(path: str, reader: Reader, threshold: float | None = None, l
     return result
 
 
+def whole_articles_of(examples: list[Example]) -> tuple[list[Article], dict[str, str]]:
+    """One article per title, as a news article reads: headline, blank line, paragraphs; also
+    returns context -> that article's id."""
+    paragraphs: dict[str, list[str]] = {}
+    for ex in examples:
+        if ex.context not in paragraphs.setdefault(ex.title, []):
+            paragraphs[ex.title].append(ex.context)
+    articles, ids = [], {}
+    for title, texts in paragraphs.items():
+        text = title.replace("_", " ") + "\n\n" + "\n\n".join(texts)
+        articles.append(Article(title, title.replace("_", " "), text, "", None, hashlib.sha256(text.encode()).hexdigest()))
+        ids.update({t: title for t in texts})
+    return articles, ids
+
+
 def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-             progress: bool = True, threshold: float | None = None, aggregate: bool = True) -> tuple[list[dict], float]:
+             progress: bool = True, threshold: float | None = None, aggregate: bool = True,
+             whole_articles: bool = False) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
     article. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
-    their aggregation features) and seconds per question."""
-    articles, paragraph_id = paragraph_articles(examples)
+    their aggregation features) and seconds per question. `whole_articles`: index each article as
+    one text (its title as a headline, then its paragraphs), cut into passages as real articles are."""
+    articles, paragraph_id = (whole_articles_of if whole_articles else paragraph_articles)(examples)
     by_title: dict[str, set[str]] = {}
     for ex in examples:
         by_title.setdefault(ex.title, set()).add(paragraph_id[ex.context])
@@ -173,10 +192,18 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
       features (qa/aggregate.py), from the questions with and without their article.
     Each threshold is the highest that still answers `target_answer_rate` of the questions whose
     article is in the index (so it abstains as often as it can where the article is missing).
+    Statistics count each question twice: once per corpus layout.
     """
     from sklearn.linear_model import LogisticRegression
 
-    records, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf, aggregate=False)
+    # Both ways a corpus can look: every paragraph its own article (as `qa eval --mode open`), and
+    # whole articles with headlines cut into passages (as a folder of news), so that the fitted
+    # weights do not lean on what only one of them has.
+    records = []
+    for whole in (False, True):
+        part, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf, aggregate=False,
+                           whole_articles=whole)
+        records += part
     with_gaps = np.array([r["gap"] for r in records])
     threshold = float(np.quantile(with_gaps, 1.0 - target_answer_rate))
     right = [best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5 for r in records]
