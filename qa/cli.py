@@ -96,7 +96,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
             result = evaluate_reader(str(file), r, s.no_answer_threshold, limit, progress=not json_out)
         else:
             result = evaluate_open(str(file), s, Embedder(s.embedder), r, limit, progress=not json_out,
-                                   aggregate=aggregation)
+                                   aggregate=aggregation and s.aggregate)
     except (QAError, ValueError) as err:
         _fail(err)
     if json_out:

@@ -24,9 +24,12 @@ class Settings:
     window_tokens: int = 384        # reader window
     window_stride: int = 128        # tokens shared by neighbouring windows
     max_answer_tokens: int = 30
-    # abstain when the best span's score beats the no-answer score by less than this; None = the
-    # value calibrated for the reader (calibration.json beside its weights, see `qa calibrate`)
+    # abstain when the best answer's score is below this: the aggregation's fitted log-odds, or with
+    # aggregate off the span's gap to the no-answer score; None = the value calibrated for the reader
+    # (calibration.json beside its weights, see `qa calibrate`)
     no_answer_threshold: float | None = None
+    # rank answers with the fitted aggregation (qa/aggregate.py); false = by the reader's span gap alone
+    aggregate: bool = True
     hnsw_above: int = 20_000        # passages; exact inner-product search below, HNSW above
     auto_update: bool = True        # QA() brings a stale or missing index up to date
     max_question_chars: int = 1000
@@ -36,6 +39,10 @@ class Settings:
     uploads: str = ""               # where added articles go: a folder inside `articles` ("" = `articles` itself)
     lock_timeout: float = 600.0     # seconds a writer waits for another one to finish with the index
     batch_size: int = 32
+    # where the models run: "onnx" (int8 ONNX Runtime, exported from the local weights on first use)
+    # or "torch" (fp32, the reference); runtime_cache: the exports ("" = ~/.cache/article-qa)
+    runtime: str = "onnx"
+    runtime_cache: str = ""
     # articles from the web (qa/sources): `qa add URL`, feeds, and the watched articles folder
     fetch_timeout: float = 15.0                 # seconds to connect, and between bytes, when fetching a page or feed
     fetch_max_bytes: int = 5 * 1024 * 1024      # a larger page or feed is refused

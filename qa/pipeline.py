@@ -147,8 +147,9 @@ class QA:
         )
         s = self.settings
         # models are loaded lazily, once; pass them in to share them between QA objects
-        self.embedder = embedder or Embedder(s.embedder)
-        self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
+        self.embedder = embedder or Embedder(s.embedder, s.runtime, s.runtime_cache or None)
+        self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size,
+                                       s.runtime, s.runtime_cache or None)
         # _lock: the models (answering, and each batch an update embeds); _swap: the live index's
         # reference, held only to read or replace it. Updates build the new index without either,
         # so questions go on being answered from the old one meanwhile.
@@ -419,18 +420,18 @@ class QA:
     def answer(self, question: str, k: int | None = None, history: tuple[str, ...] | list[str] = ()) -> Answer:
         """The answer to `question` from the articles; `history`: the conversation's earlier questions."""
         question = self.validate(question)
-        # one question at a time: the fast tokenizers must not be shared between threads, and on a
-        # small CPU parallel inference would not be faster anyway
-        with self._lock:
-            passages = self.retrieve(question, k, tuple(history))
-            about = self._about_article(question, passages)  # "When was it published?": from the metadata
-            if about is not None:
-                return about
-            reading = self.reader.read(question, [p.chunk.text for p in passages])
+        # no lock here: the models keep their own tokenizers to one thread, and questions asked at the
+        # same moment share the reader's pass (qa/batching.py); an update never blocks them
+        passages = self.retrieve(question, k, tuple(history))
+        about = self._about_article(question, passages)  # "When was it published?": from the metadata
+        if about is not None:
+            return about
+        reading = self.reader.read(question, [p.chunk.text for p in passages])
         return self._with_sources(self.decide(reading, passages))
 
     def decide(self, reading: Reading, passages: list[Passage]) -> Answer:
-        return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold)
+        return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold,
+                      self.settings.aggregate)
 
 
 def decide(reading: Reading, passages: list[Passage], calibration: Calibration, threshold: float | None = None,
