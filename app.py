@@ -22,7 +22,8 @@ from qa.config import format_size
 # fall back to a thinner synthetic bold
 THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 600, 700)),
                                 "ui-sans-serif", "system-ui", "sans-serif"])
-CSS = "h1, h2, h3 { font-weight: 700; } #confirm-box { border: 1px solid var(--error-border-color, #f87171); }"
+CSS = ("h1, h2, h3 { font-weight: 700; } button { font-family: var(--font); } "
+       "#confirm-box { border: 1px solid var(--error-border-color, #f87171); }")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
