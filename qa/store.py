@@ -158,7 +158,9 @@ def writer_lock(root: str | Path, timeout: float = 600.0):
                 holder = (root / HOLDER_FILE).read_text().strip()
             except OSError:
                 holder = "another writer"
-            log.warning("the index %s is being updated by %s; waiting for it (up to %.0f s)", root, holder, timeout)
+            # another process: say so; another thread of this one (the chat's add and its watcher): routine
+            level = logging.INFO if holder.startswith(f"process {os.getpid()} ") else logging.WARNING
+            log.log(level, "the index %s is being updated by %s; waiting for it (up to %.0f s)", root, holder, timeout)
             lock.acquire(timeout=timeout)
     except Timeout:
         raise IndexBusy(f"the index {root} is still being updated by another writer after {timeout:.0f} s "
