@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import QA, Settings  # noqa: E402
+from qa import QA, Settings
 
 NAMES = ["Ines Duarte", "Tomas Reis", "Clara Viana", "Hugo Matos", "Marta Pinheiro", "Nuno Faria", "Rita Coelho",
          "Paulo Antunes", "Sara Lobo", "Diogo Serra", "Joana Brito", "Luis Moura"]
@@ -77,17 +77,17 @@ def main() -> int:
             tmp.write_text(text, encoding="utf-8")
             tmp.rename(path)  # the file appears complete, as a saved download or an editor's save does
             t0 = time.perf_counter()
-            until(lambda: name in qa.articles)
+            until(lambda name=name: name in qa.articles)
             listed.append(time.perf_counter() - t0)
-            until(lambda: qa.answer(question).article == name, every=0.0)
+            until(lambda q=question, name=name: qa.answer(q).article == name, every=0.0)
             answered.append(time.perf_counter() - t0)
             if qa.answer(question).text != expected:
                 wrong += 1
             path.unlink()
             t0 = time.perf_counter()
-            until(lambda: name not in qa.articles)
+            until(lambda name=name: name not in qa.articles)
             gone.append(time.perf_counter() - t0)
-            until(lambda: qa.answer(question).article != name, every=0.0)
+            until(lambda q=question, name=name: qa.answer(q).article != name, every=0.0)
             not_answered.append(time.perf_counter() - t0)
     finally:
         qa.stop_background()

@@ -15,28 +15,28 @@ _ABOUT = r"(?:\s+(?:about|on|regarding|concerning|covering)\b.*?)?"   # "the art
 _OUTLET = r"(?:outlet|publication|newspaper|paper|site|website|web ?site|news ?site|magazine|publisher|news organi[sz]ation|news agency|media(?: outlet)?)"
 
 PATTERNS: dict[str, tuple[re.Pattern, ...]] = {
-    "published": tuple(re.compile(p, re.I) for p in (
+    "published": tuple(re.compile(p, re.IGNORECASE) for p in (
         rf"\bwhen (?:was|is|were) {_IT}\b.*\b(?:published|written|posted|released|dated|put out|out)\b",
         rf"\bwhen did {_IT} (?:come out|appear|get published)\b",
-        rf"\b(?:publication|publishing|publish|release) date\b",
+        r"\b(?:publication|publishing|publish|release) date\b",
         rf"\bwhat (?:date|day) (?:was|is) {_IT}\b.*\b(?:published|written|posted|from|dated)\b",
         rf"\bwhat is the date of {_IT}\b",
     )),
-    "author": tuple(re.compile(p, re.I) for p in (
+    "author": tuple(re.compile(p, re.IGNORECASE) for p in (
         rf"\bwho (?:wrote|authored|penned|reported|filed) {_IT}{_ABOUT}\s*\??$",
         rf"\bwho (?:is|was) the (?:author|writer|reporter|journalist)(?: of {_IT}{_ABOUT})?\s*\??$",
         rf"\b(?:who|what) is {_IT}{_ABOUT} (?:written )?by\s*\??$",
         rf"\b(?:author|writer|byline) of {_IT}\b",
         rf"\bwho (?:is|was) {_IT} (?:written )?by\b",
     )),
-    "site": tuple(re.compile(p, re.I) for p in (
+    "site": tuple(re.compile(p, re.IGNORECASE) for p in (
         rf"\b(?:which|what) {_OUTLET}\b.*\b(?:publish|run|ran|carr|post|print|put out|is {_IT} from|was {_IT} from)",
         rf"\bwho (?:published|ran|carried|posted|printed) {_IT}\b",
         rf"\bwhere (?:was|is) {_IT} (?:published|posted|from|printed)\b",
         rf"\b(?:outlet|publication|publisher|source|site) of {_IT}\b",
         rf"\b(?:which|what) {_OUTLET} is {_IT} from\b",
     )),
-    "url": tuple(re.compile(p, re.I) for p in (
+    "url": tuple(re.compile(p, re.IGNORECASE) for p in (
         rf"\b(?:url|link|web address|address) (?:of|for|to) {_IT}\b",
         rf"\bwhere can i (?:read|find) {_IT}(?: online)?\s*\??$",
     )),

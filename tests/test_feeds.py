@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qa.cli import app as cli
-from qa.sources.feeds import FeedError, FeedPoller, add_feed, list_feeds, poll
+from qa.sources.feeds import FeedError, add_feed, list_feeds, poll
 
 from .local_site import LocalSite, news_page
 
@@ -122,8 +122,9 @@ def test_poller_indexes_new_items_while_running(site, make_qa):
 
 
 def test_cli_feed_commands(site, tmp_path):
-    from .conftest import SEEDS
     import shutil
+
+    from .conftest import SEEDS
 
     shutil.copytree(SEEDS, tmp_path / "articles")
     site.put("/story/9", story(9))

@@ -74,7 +74,7 @@ def test_body_text_kept(pages):
 
 
 def test_old_hand_written_parser_is_gone():
-    import qa.sources.files as files
+    from qa.sources import files
 
     assert not hasattr(files, "_HTMLText") and not hasattr(files, "HTMLParser")
 
@@ -108,10 +108,10 @@ def test_metadata_questions_on_a_page(pages_qa):
 
 # -- the same story from several outlets ------------------------------------------------------------
 WIRE = [
-    "The European Space Agency said on Wednesday that its Harmony probe had entered orbit around Mars after a "
-    "seven-month journey.",
-    "Mission controller Lena Vogt said the probe fired its main engine for 27 minutes to slow down, and that all "
-    "instruments were working.",
+    ("The European Space Agency said on Wednesday that its Harmony probe had entered orbit around Mars after a "
+     "seven-month journey."),
+    ("Mission controller Lena Vogt said the probe fired its main engine for 27 minutes to slow down, and that all "
+     "instruments were working."),
     "Harmony will map water ice below the surface of the planet's northern plains for at least two years, the agency said.",
     "The probe was launched from Kourou in French Guiana in March and cost about 480 million euros to build and fly.",
     "Scientists hope the radar maps will help choose landing sites for future crewed missions, Vogt told reporters.",

@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from qa import QA, ArticleRejected, QAError, Settings
 from qa.cli import app as cli
-from qa.sources.web import HTTPStatusError, NoMainText, NotHTML, TooLarge, URLUnreachable, fetch
+from qa.sources.web import (
+    HTTPStatusError,
+    NoMainText,
+    NotHTML,
+    TooLarge,
+    URLUnreachable,
+    fetch,
+)
 
 from .conftest import SEEDS
 from .local_site import LocalSite, news_page
@@ -65,6 +72,7 @@ def test_same_url_again_updates_that_article(site, web_qa):
     site.put("/news/lisbon-bridge", news_page("Lisbon opens its Tagus footbridge",
                                               [p.replace("31 million", "34 million") for p in BRIDGE]))
     article_id = web_qa.add_url(url + "#comments")  # a fragment is the same page
+    assert web_qa.articles[article_id]["url"] == url
     assert files(web_qa) == before and len(web_qa.articles) == count  # no twin
     assert "34 million euros" in web_qa.answer("How much did the Tagus footbridge cost?").text
 
@@ -74,8 +82,8 @@ def test_same_url_again_updates_that_article(site, web_qa):
     ("/report.pdf", (200, "application/pdf", b"%PDF-1.7 binary"), NotHTML, "application/pdf"),
     ("/data.json", (200, "application/json", b'{"a": 1}'), NotHTML, "application/json"),
     ("/huge", (200, "text/html", b"<html><body><p>" + b"word " * 20_000 + b"</p></body></html>"), TooLarge, "larger than"),
-    ("/front", (200, "text/html", b"<html><head><title>Home</title></head><body><nav><a href='/a'>World</a>"
-                                  b"<a href='/b'>Sport</a></nav><script>app()</script></body></html>"), NoMainText, "no"),
+    ("/front", (200, "text/html", (b"<html><head><title>Home</title></head><body><nav><a href='/a'>World</a>"
+                                   b"<a href='/b'>Sport</a></nav><script>app()</script></body></html>")), NoMainText, "no"),
 ])
 def test_bad_pages_are_refused_and_nothing_changes(site, web_qa, path, route, error, message):
     if route:

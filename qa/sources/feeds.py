@@ -15,9 +15,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..config import Settings
 from ..errors import QAError, StorageError
@@ -194,13 +194,13 @@ class FeedPoller:
         self.settings = settings
         self.on_new = on_new
         self.interval = settings.feed_interval if interval is None else interval
-        self.known = known or (lambda: {})
+        self.known = known or (dict)
         self.polls = 0
         self.last_report: PollReport | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "FeedPoller":
+    def start(self) -> FeedPoller:
         if self._thread is None and self.interval > 0:
             self._thread = threading.Thread(target=self._run, name="feed poller", daemon=True)
             self._thread.start()

@@ -24,7 +24,7 @@ HTML_SUFFIXES = (".html", ".htm")
 _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
 # the "Mark of the Web" comment browsers write when saving a page; web.py writes the same one, so the
 # URL a page came from travels inside the file itself (no sidecar to lose)
-SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
+SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.IGNORECASE)
 
 
 def load_articles(folder: str | Path, max_bytes: int | None = None) -> tuple[list[Article], list[Unreadable]]:
@@ -126,7 +126,7 @@ def _date_of(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-_BYLINE = re.compile(r"^(?:by|written by)\s+(.{2,80})$", re.I)
+_BYLINE = re.compile(r"^(?:by|written by)\s+(.{2,80})$", re.IGNORECASE)
 
 
 def _header_of(text: str) -> dict:
@@ -152,10 +152,10 @@ def _header_of(text: str) -> dict:
 
 # -- HTML ------------------------------------------------------------------------------------------
 # regions a page marks as "not content" for search engines (related posts, newsletter boxes)
-_GOOGLEOFF = re.compile(rb"<!--\s*googleoff:\s*\w+\s*-->.*?(?:<!--\s*googleon:\s*\w+\s*-->|$)", re.S | re.I)
+_GOOGLEOFF = re.compile(rb"<!--\s*googleoff:\s*\w+\s*-->.*?(?:<!--\s*googleon:\s*\w+\s*-->|$)", re.DOTALL | re.IGNORECASE)
 # lines of furniture that survive inside the main block on some sites
 _FURNITURE_LINE = re.compile(
-    r"^(?:©|\(c\)\s|copyright\b|all rights reserved|read more:|related:|advertisement$|share this\b)", re.I)
+    r"^(?:©|\(c\)\s|copyright\b|all rights reserved|read more:|related:|advertisement$|share this\b)", re.IGNORECASE)
 _TITLE_SEP = re.compile(r"\s+\|\s+")
 _TITLE_DATE = re.compile(r"^(?:(\d{1,2})\.(\d{1,2})\.(\d{4})|(\d{4})-(\d{2})-(\d{2}))$")
 
@@ -202,8 +202,12 @@ def _clean_title(title: str, site: str) -> tuple[str, str | None]:
             d, mo, y = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(5), m.group(4))
             if 1 <= int(mo) <= 12 and 1 <= int(d) <= 31:
                 date = f"{y}-{int(mo):02d}-{int(d):02d}"
-    simple = lambda s: re.sub(r"[^a-z0-9]", "", s.lower())  # noqa: E731
-    is_site = lambda s: bool(site and simple(s) and (simple(s) in simple(site) or simple(site) in simple(s)))  # noqa: E731
+    def simple(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    def is_site(s: str) -> bool:
+        return bool(site and simple(s) and (simple(s) in simple(site) or simple(site) in simple(s)))
+
     kept = [p for p in parts if not _TITLE_DATE.match(p) and not is_site(p)]
     headline = kept[0] if kept else parts[0]
     # "Headline - Site" / "Headline – Site": drop the tail only when it is the site's name

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .files import is_article_path
 
@@ -35,7 +35,7 @@ class FolderWatcher:
         except ValueError:  # not under the folder
             return False
 
-    def start(self) -> "FolderWatcher":
+    def start(self) -> FolderWatcher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"watch {self.folder.name}", daemon=True)
             self._thread.start()
@@ -48,7 +48,7 @@ class FolderWatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    def __enter__(self) -> "FolderWatcher":
+    def __enter__(self) -> FolderWatcher:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -110,7 +110,7 @@ def with_url(data: bytes, url: str) -> bytes:
     an older such comment is replaced."""
     data = SAVED_FROM.sub("", data[:4096].decode("latin-1"), count=1).encode("latin-1") + data[4096:]
     comment = f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "backslashreplace")
-    doctype = re.match(rb"\s*(?:\xef\xbb\xbf)?\s*<!doctype[^>]*>\s*", data, re.I)
+    doctype = re.match(rb"\s*(?:\xef\xbb\xbf)?\s*<!doctype[^>]*>\s*", data, re.IGNORECASE)
     cut = doctype.end() if doctype else 0
     return data[:cut] + comment + data[cut:]
 
@@ -181,5 +181,22 @@ def write_atomically(target: Path, data: bytes) -> None:
                            public="the page could not be stored on the server; nothing was changed") from None
 
 
-__all__ = ["fetch", "save_page", "file_name", "with_url", "normalize_url", "Fetched", "FetchError", "URLUnreachable",
-           "HTTPStatusError", "NotHTML", "TooLarge", "NoMainText", "target_for", "download", "save", "Page", "is_article_path"]
+__all__ = [
+    "FetchError",
+    "Fetched",
+    "HTTPStatusError",
+    "NoMainText",
+    "NotHTML",
+    "Page",
+    "TooLarge",
+    "URLUnreachable",
+    "download",
+    "fetch",
+    "file_name",
+    "is_article_path",
+    "normalize_url",
+    "save",
+    "save_page",
+    "target_for",
+    "with_url",
+]
