@@ -39,19 +39,30 @@ def load_articles(folder: str | Path, max_bytes: int | None = None) -> tuple[lis
         raise ArticlesNotFound(f"articles folder not found: {folder}")
     real = folder.resolve()
     articles, problems = [], []
+    before, now = _parsed.get(str(real), {}), {}
     for path in sorted(p for p in folder.rglob("*") if is_article_path(p, folder) and p.is_file()):
         try:
             if real not in path.resolve().parents:
                 raise ValueError("a symlink to a file outside the articles folder")
-            size = path.stat().st_size
+            stat = path.stat()
+            size = stat.st_size
             if max_bytes is not None and size > max_bytes:
                 raise ValueError(f"{format_size(size)}, larger than the limit of {format_size(max_bytes)} "
                                  "(QA_MAX_ARTICLE_BYTES)")
-            articles.append(read_article(path, path.relative_to(folder).as_posix()))
+            # a page is parsed again only when its file changed: a watched folder of many pages is
+            # re-listed on every change, and extracting a page's main text costs tens of milliseconds
+            key = (path.relative_to(folder).as_posix(), size, stat.st_mtime_ns, stat.st_ino)
+            article = before.get(key) or read_article(path, key[0])
+            now[key] = article
+            articles.append(article)
         except (ValueError, OSError) as err:  # OSError: removed between listing and reading
             log.warning("skipping %s: %s", path, err)
             problems.append(Unreadable(str(path), str(err)))
+    _parsed[str(real)] = now
     return articles, problems
+
+
+_parsed: dict[str, dict[tuple, Article]] = {}   # folder -> (id, size, mtime, inode) -> Article, from the last listing
 
 
 def is_article_path(path: Path, folder: Path | None = None) -> bool:
