@@ -150,9 +150,10 @@ class QA:
         self.embedder = embedder or Embedder(s.embedder, s.runtime, s.runtime_cache or None)
         self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size,
                                        s.runtime, s.runtime_cache or None)
-        # _lock: the models (answering, and each batch an update embeds); _swap: the live index's
-        # reference, held only to read or replace it. Updates build the new index without either,
-        # so questions go on being answered from the old one meanwhile.
+        # _lock: granted in arrival order, taken by an update for each turn of embedding (and by any
+        # caller that wants its model calls to take turns with an update's); _swap: the live index's
+        # reference, held only to read or replace it. Updates build the new index without _swap, so
+        # questions go on being answered from the old one meanwhile.
         self._lock = _FairLock()
         self._swap = threading.Lock()
         self._stored: StoredIndex | None = None
