@@ -155,3 +155,22 @@ def test_chat_link_box_and_articles_panel(site, web_qa):
     assert unchanged[0] is not None and type(unchanged[0]).__name__ != "list"  # gr.skip(): nothing redrawn
     html = chat_app.render_answer(web_qa.answer("Who designed the new Faro terminal?"), web_qa.articles)
     assert "Bruno Leal" in html
+
+
+def test_pages_in_other_charsets_and_saved_copies(site):
+    from qa.sources.files import parse_article
+    from qa.sources.web import download, with_url
+
+    page = news_page("Évora reopens its Roman temple", [
+        "The Roman temple of Évora reopened to visitors on Sunday after restoration work on its granite columns.",
+        "The work was led by the conservator Inês Valério and took fourteen months, the regional office said.",
+        "Entry to the temple site remains free of charge, and guided tours start again in June, the office added.",
+    ]).replace("<head>", '<head><meta charset="windows-1252">')
+    url = site.put("/evora", page.encode("cp1252"), "text/html; charset=windows-1252")
+    got = download(url)
+    assert got.title == "Évora reopens its Roman temple"
+    article = parse_article(got.data, ".html", "evora.html", "evora.html")
+    assert "Inês Valério" in article.text and article.url == url and article.source == url
+    # a page saved again keeps one "saved from" comment, the newest
+    twice = with_url(with_url(b"<html><body>x</body></html>", "http://a.example/1"), "http://b.example/2")
+    assert twice.count(b"saved from url=") == 1 and b"b.example/2" in twice
