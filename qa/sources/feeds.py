@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml", "text/xml",
               "application/feed+xml", "text/rss+xml", "text/atom+xml")
 STATE_VERSION = 1
+MAX_SEEN = 5000   # remembered items per feed
 _state_lock = threading.Lock()  # one poll or edit of a feeds file at a time within the process
 
 
@@ -158,7 +159,7 @@ def poll(settings: Settings, known: dict[str, dict] | None = None, only: str | N
                 continue
             feed.title = parsed.feed.get("title", "") or feed.title
             feed.last_error = None
-            seen, hashes = set(feed.seen), set(feed.hashes)
+            seen, hashes = dict.fromkeys(feed.seen), dict.fromkeys(feed.hashes)  # ordered sets, oldest first
             for entry in parsed.entries:
                 keys, digest = item_keys(entry)
                 if any(k in seen for k in keys) or digest in hashes:
@@ -167,8 +168,8 @@ def poll(settings: Settings, known: dict[str, dict] | None = None, only: str | N
                 link = entry.get("link")
                 if not link:
                     errors.append(f"{feed.url}: an item without a link ({entry.get('title', 'untitled')!r})")
-                    seen.update(keys)
-                    hashes.add(digest)
+                    seen.update(dict.fromkeys(keys))
+                    hashes[digest] = None
                     continue
                 try:
                     path, _ = save(folder, download(link, settings), known, subfolder)
@@ -178,9 +179,10 @@ def poll(settings: Settings, known: dict[str, dict] | None = None, only: str | N
                     continue
                 saved.append(path.relative_to(folder).as_posix())
                 feed.articles += 1
-                seen.update(keys)
-                hashes.add(digest)
-            feed.seen, feed.hashes = sorted(seen), sorted(hashes)
+                seen.update(dict.fromkeys(keys))
+                hashes[digest] = None
+            # the newest MAX_SEEN are kept: enough for any feed's window, and the file stays small
+            feed.seen, feed.hashes = list(seen)[-MAX_SEEN:], list(hashes)[-MAX_SEEN:]
         save_state(settings.feeds_path, feeds)
     return PollReport(saved, skipped, errors)
 
