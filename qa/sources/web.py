@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,12 @@ def normalize_url(url: str) -> str:
 
 def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
           accept: tuple[str, ...] = HTML_TYPES, what: str = "a web page") -> Fetched:
-    """GET `url` within `timeout` seconds (connect, and between bytes) and `max_bytes`; only the
-    content types in `accept`. Raises a FetchError subclass that says what went wrong."""
+    """GET `url` within `timeout` seconds (to connect, and between bytes; the whole download within
+    four times that) and `max_bytes`; only the content types in `accept` (all when empty). Raises a
+    FetchError subclass that says what went wrong."""
     import httpx  # only needed when fetching
+
+    deadline = time.monotonic() + 4 * timeout  # a server trickling bytes cannot hold us forever
 
     url = normalize_url(url)
     headers = {"User-Agent": USER_AGENT, "Accept": ", ".join(accept) + ", */*;q=0.1"}
@@ -89,6 +93,8 @@ def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
                     body += piece
                     if len(body) > max_bytes:  # a server may lie about, or omit, the length
                         raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
+                    if time.monotonic() > deadline:
+                        raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s")
                 return Fetched(url, str(response.url), content_type, bytes(body))
     except httpx.TooManyRedirects:
         raise URLUnreachable(f"{url}: too many redirects") from None
