@@ -100,7 +100,18 @@ def test_unwritable_index_changes_nothing_and_says_so(embedder, reader):
             prefix = []
         for p in [index, *index.rglob("*")]:
             os.chmod(p, 0o555 if p.is_dir() else 0o444)
-        run_env = env(HOME=str(home), HF_HOME=str(home / "hf"))
+        # the same runtime as the index was built with (its embedder id), from a readable copy of the
+        # model export cache (qa/runtime.py), so that the user does not export the models again
+        try:
+            from qa.runtime import cache_root
+        except ImportError:  # no export cache in this version
+            cache_root = None
+        if cache_root is not None and cache_root().is_dir():
+            shutil.copytree(cache_root(), home / "runtime-cache")
+            if prefix:
+                for p in [home / "runtime-cache", *(home / "runtime-cache").rglob("*")]:
+                    os.chown(p, 65534, 65534)
+        run_env = env(HOME=str(home), HF_HOME=str(home / "hf"), QA_RUNTIME_CACHE=str(home / "runtime-cache"))
         done = subprocess.run([*prefix, sys.executable, str(WORKER), "unwritable", str(articles), str(index)],
                               capture_output=True, text=True, timeout=300, env=run_env, cwd=work)
         assert done.returncode == 0, done.stderr[-3000:]
