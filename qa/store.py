@@ -180,7 +180,7 @@ def writer_lock(root: str | Path, timeout: float = 600.0):
 
 def _storage_error(root: Path, err: OSError) -> StorageError:
     return StorageError(f"cannot write the index in {root}: {err.strerror or err}",
-                        public="the index could not be written on the server (see the server log); nothing was changed")
+                        public="the index could not be written on the server; nothing was changed")
 
 
 def save_index(root: str | Path, stored: StoredIndex) -> Path:
