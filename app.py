@@ -117,6 +117,12 @@ def launch_options(qa: QA) -> dict:
     return {"theme": THEME, "css": CSS, "max_file_size": max(4 * qa.settings.max_article_bytes, 16 * 1024 * 1024)}
 
 
+def _log_for_operator(action: str, err: QAError) -> None:
+    """The whole message, server paths included, goes to the server's stderr; the page shows err.public."""
+    if not isinstance(err, ArticleRejected):
+        print(f"{action} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+
+
 # -- the page --------------------------------------------------------------------------------------
 class _Blocks(gr.Blocks):
     """Gradio requires every input of an API route, even one with a default; a plain HTTP client
@@ -170,6 +176,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             status = f"Added <b>{html.escape(article_id)}</b>; the index is up to date."
         except QAError as err:
             status = f"Not added: {html.escape(err.public)}"
+            _log_for_operator("add", err)
         except OSError:
             status = "Not added: the upload could not be read on the server."
         return status, None, *panel()  # None empties the upload box
@@ -208,6 +215,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             status = f"Removed <b>{html.escape(article_id)}</b>; the index is up to date."
         except QAError as err:
             status = f"Not removed: {html.escape(err.public)}"
+            _log_for_operator("remove", err)
         return status, gr.update(visible=False), *panel()
 
     def ask_api(question: str, history: list[str] | None = None) -> dict:
