@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local; never reach for the hub
 
-import app as chat_app  # noqa: E402
-from gradio_client import Client  # noqa: E402
-from qa import QA  # noqa: E402
-from qa.metrics import normalize  # noqa: E402
+from gradio_client import Client
+
+import app as chat_app
+from qa import QA
+from qa.metrics import normalize
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import qa.pipeline as pipeline  # noqa: E402
-from load_app import big_article, rss_mb  # noqa: E402
-from qa import QA  # noqa: E402
-from qa.config import parse_size  # noqa: E402
+from load_app import big_article, rss_mb
+
+from qa import QA, pipeline
+from qa.config import parse_size
 
 
 def main() -> int:

@@ -53,7 +53,7 @@ class Settings:
     duplicate_threshold: float = 0.6   # MinHash Jaccard above which two articles are the same (wire) story
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         """Defaults, then QA_<FIELD> environment variables, then explicit keyword arguments."""
         values = {}
         for f in dataclasses.fields(cls):

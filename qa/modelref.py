@@ -17,7 +17,7 @@ def looks_like_path(ref: str) -> bool:
     """A hub id is "name" or "owner/name"; anything else that reads like a path is taken for one:
     ./x, /x, ~/x, a\\x, a/b/c, anything under models/, or whose first part is a local folder
     ("models/readr" is a mistyped folder, not a hub id)."""
-    if ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1 or ref.startswith("models/"):
+    if ref.startswith((".", "/", "~", "models/")) or "\\" in ref or ref.count("/") > 1:
         return True
     path = Path(ref)
     return path.exists() or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
@@ -58,5 +58,5 @@ def _cached(ref: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(ref, "config.json"), str)
-    except Exception:  # an invalid id, an unreadable cache: not cached
+    except Exception:  # noqa: BLE001 - an invalid id, an unreadable cache: either way not cached
         return False

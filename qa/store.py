@@ -16,8 +16,8 @@ import json
 import logging
 import os
 import shutil
-import time
 import threading
+import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -196,8 +196,7 @@ def save_index(root: str | Path, stored: StoredIndex) -> Path:
     tmp.mkdir()
     try:
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            for c in stored.chunks:
-                fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+            fh.writelines(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in stored.chunks)
         np.save(tmp / "vectors.npy", stored.vectors, allow_pickle=False)
         faiss.write_index(stored.faiss_index, str(tmp / "passages.faiss"))
         (tmp / "manifest.json").write_text(json.dumps(stored.manifest, indent=2, ensure_ascii=False))
@@ -228,7 +227,7 @@ def clean_up(root: Path, keep: set[str | None]) -> list[str]:
     for old in Path(root).iterdir():
         name = old.name
         dead_version = name.startswith("v-") and name not in keep
-        if dead_version or name.startswith(".tmp-") or name.startswith(".CURRENT-"):
+        if dead_version or name.startswith((".tmp-", ".CURRENT-")):
             try:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
                 removed.append(name)

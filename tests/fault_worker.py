@@ -16,10 +16,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from qa import QA, QAError, Settings  # noqa: E402
-from qa import store  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
-from qa.pipeline import refresh_index  # noqa: E402
+from qa import QA, QAError, Settings, store
+from qa.embedding import Embedder
+from qa.pipeline import refresh_index
 
 
 def die() -> None:

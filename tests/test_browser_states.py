@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_browser import BOT, browser, ask  # noqa: F401 - the shared headless Chromium fixture
+from .test_browser import BOT, ask, browser  # noqa: F401 - the shared headless Chromium fixture
 
 pytestmark = pytest.mark.browser
 
