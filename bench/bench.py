@@ -1,12 +1,16 @@
 """Speed: seconds per question (p50/p95) on the seed corpus and the open eval corpus, index build
-throughput, reader windows per second at length 384, and peak memory.
+throughput, reader windows per second at length 384, and peak memory (RSS) of this process.
+QA_RUNTIME=onnx|torch picks the runtime; --profile prints cProfile's top functions over the seed questions.
 
-    python bench/bench.py [--questions N] [--json]
+    python bench/bench.py [--questions N] [--profile] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import resource
 import shutil
 import statistics
@@ -18,15 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-
 from qa import QA, Settings  # noqa: E402
 from qa.embedding import Embedder  # noqa: E402
 from qa.evaluate import paragraph_articles  # noqa: E402
 from qa.reader import Reader  # noqa: E402
 from qa.squad import read_squad  # noqa: E402
 from qa.store import update_index  # noqa: E402
-from qa.windows import collate, make_windows  # noqa: E402
+from qa.windows import make_windows  # noqa: E402
 
 EVAL_FILE = ROOT.parent / "shared" / "data" / "qa" / "squad-v1.1-dev-part-eval.json"
 
@@ -46,34 +48,52 @@ def time_questions(qa: QA, questions: list[str]) -> dict:
     return percentiles(times)
 
 
-def reader_throughput(reader: Reader, contexts: list[str], batch: int = 16) -> float:
-    """Windows per second, every window exactly 384 tokens."""
+def reader_throughput(reader: Reader, contexts: list[str], n: int = 64) -> float:
+    """Windows per second, every window exactly 384 tokens, through the runtime's session."""
     windows = [w for w in make_windows(reader.tokenizer, ["What happened?"] * len(contexts), contexts, 384, 128)
-               if len(w) == 384][: batch * 8]
-    with torch.inference_mode():
-        reader.model(**collate(windows[:batch], reader.tokenizer.pad_token_id))
-        started = time.perf_counter()
-        for lo in range(0, len(windows), batch):
-            reader.model(**collate(windows[lo : lo + batch], reader.tokenizer.pad_token_id))
+               if len(w) == 384][:n]
+    reader.session.logits(windows[:4])
+    started = time.perf_counter()
+    reader.session.logits(windows)
     return len(windows) / (time.perf_counter() - started)
+
+
+def profile(qa: QA, questions: list[str], top: int = 12) -> list[str]:
+    """cProfile over the questions: the functions with the most time of their own."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for q in questions:
+        qa.answer(q)
+    prof.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    total = stats.total_tt
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # by own time (tottime)
+    return [f"{tt / len(questions) * 1000:7.2f} ms/q  {100 * tt / total:4.1f}%  {calls / len(questions):7.1f} calls/q  "
+            f"{Path(fn).name}:{line}({name})" for (fn, line, name), (_, calls, tt, _, _) in rows]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=200, help="questions from the eval file for the open corpus")
+    parser.add_argument("--profile", action="store_true", help="cProfile's top functions over the seed questions")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = Settings.from_env()
-    embedder, reader = Embedder(settings.embedder), Reader(settings.reader_path, settings.window_tokens, settings.window_stride)
+    embedder = Embedder(settings.embedder, settings.runtime, settings.runtime_cache or None)
+    reader = Reader(settings.reader_path, settings.window_tokens, settings.window_stride, settings.max_answer_tokens,
+                    settings.batch_size, settings.runtime, settings.runtime_cache or None)
     seed_questions = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text())
-    result = {"torch_threads": torch.get_num_threads()}
+    result = {"runtime": reader.runtime, "embedder_runtime": embedder.runtime}
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(ROOT / "seeds", Path(tmp) / "seeds")
-        embedder.model, reader.model  # load models before timing
+        embedder.load(), reader.load()  # load (on first use: export) the models before timing
         qa = QA(settings=Settings.from_env(articles=Path(tmp) / "seeds", index=Path(tmp) / "index"),
                 embedder=embedder, reader=reader)
         asks = [q["question"] for q in seed_questions["answerable"]] + seed_questions["unanswerable"]
         result["seed_seconds_per_question"] = time_questions(qa, asks * 3)
+        if args.profile:
+            result["profile_top_own_time"] = profile(qa, asks * 2)
 
         examples = read_squad(EVAL_FILE)
         articles, _ = paragraph_articles(examples)
@@ -89,8 +109,10 @@ def main() -> None:
     result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
+        return
+    for line in result.pop("profile_top_own_time", []):
+        print(line)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
+import torch  # noqa: F401  (the torch runtime and _loaded)
 
+from .batching import ReadBatcher
 from .errors import ModelLoadError
 from .modelref import check_folder, hub_kwargs, looks_like_path
-from .windows import Window, collate, make_windows
+from .runtime import OnnxReader, TorchReader, resolve_runtime
+from .windows import Window, make_windows
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +76,17 @@ def _looks_like_path(ref: str) -> bool:
 
 class Reader:
     def __init__(self, model: str, max_length: int = 384, stride: int = 128, max_answer_tokens: int = 30,
-                 batch_size: int = 32):
+                 batch_size: int = 32, runtime: str | None = None, cache: str | None = None):
         self.ref = model
+        # onnx (int8, the default) or torch (fp32); a hub id always runs on torch: the export needs local weights
+        self.runtime = resolve_runtime(runtime) if _looks_like_path(model) else "torch"
+        self.cache = cache  # where exported ONNX files live (None: QA_RUNTIME_CACHE or ~/.cache/article-qa)
         self.max_length = max_length
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
+        self._busy = threading.RLock()
+        self.queue = ReadBatcher(self)  # read(): questions asked at the same moment share one pass
 
     @cached_property
     def _loaded(self):
@@ -104,7 +112,30 @@ class Reader:
 
     @property
     def tokenizer(self):
-        return self._loaded[0]
+        return self._tokenizer if self.runtime == "onnx" else self._loaded[0]
+
+    @cached_property
+    def _tokenizer(self):
+        """The tokenizer alone: the ONNX runtime never needs the PyTorch model in memory."""
+        from transformers import AutoTokenizer
+
+        path = check_folder(self.ref, "reader model")
+        try:
+            return AutoTokenizer.from_pretrained(str(path))
+        except Exception as err:  # OSError, ValueError, JSON errors...
+            raise ModelLoadError(f"could not load the reader tokenizer from {path}: {err}") from err
+
+    @cached_property
+    def session(self):
+        """What turns windows into start/end logits (qa/runtime.py)."""
+        if self.runtime == "onnx":
+            return OnnxReader(Path(self.ref).expanduser(), self.cache)
+        return TorchReader(self.model, self.tokenizer.pad_token_id, self.batch_size)
+
+    def load(self) -> "Reader":
+        """Load (and on first use export) the model now rather than at the first question."""
+        self.tokenizer, self.session
+        return self
 
     @property
     def model(self):
@@ -120,10 +151,16 @@ class Reader:
         return Calibration()
 
     def read(self, question: str, contexts: Sequence[str], n_best: int = 20) -> Reading:
-        return self.read_many([question], [contexts], n_best)[0]
+        """One question; callers on other threads at the same moment share the pass (qa/batching.py)."""
+        return self.queue.read(question, contexts, n_best)
 
     def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 20) -> list[Reading]:
-        """Read each question against its contexts; all windows of all questions share batches."""
+        """Read each question against its contexts in one pass (one thread at a time: the fast
+        tokenizer must not be shared between threads)."""
+        with self._busy:
+            return self._read_many(questions, contexts, n_best)
+
+    def _read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int) -> list[Reading]:
         pair_q, pair_c, owner = [], [], []  # one entry per (question, context) pair
         for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
             for ci, c in enumerate(ctxs):
@@ -147,20 +184,11 @@ class Reader:
             readings.append(Reading(list(best.values())[:n_best], nulls[qi] if nulls[qi] < math.inf else 0.0))
         return readings
 
-    @torch.inference_mode()
     def _logits(self, windows: list[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Start and end logits per window; windows batched by length to waste little padding."""
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        starts: list[np.ndarray] = [None] * len(windows)
-        ends: list[np.ndarray] = [None] * len(windows)
-        for lo in range(0, len(order), self.batch_size):
-            batch = order[lo : lo + self.batch_size]
-            out = self.model(**collate([windows[i] for i in batch], self.tokenizer.pad_token_id))
-            s, e = out.start_logits.float().numpy(), out.end_logits.float().numpy()
-            for row, i in enumerate(batch):
-                n = len(windows[i])
-                starts[i], ends[i] = s[row, :n], e[row, :n]
-        return starts, ends
+        """Start and end logits per window, from the runtime's session."""
+        if not windows:
+            return [], []
+        return self.session.logits(windows)
 
     def _best_spans(self, w: Window, s: np.ndarray, e: np.ndarray, context_index: int, context: str,
                     null: float, n_best: int) -> list[Span]:

@@ -35,14 +35,14 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def embedder(settings) -> Embedder:
     e = Embedder(settings.embedder)
-    e.model  # load now, once
+    e.load()  # load now, once (on first use: export to ONNX)
     return e
 
 
 @pytest.fixture(scope="session")
 def reader(settings) -> Reader:
     r = Reader(settings.reader_path, settings.window_tokens, settings.window_stride, settings.max_answer_tokens)
-    r.model
+    r.load()
     return r
 
 

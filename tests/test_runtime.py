@@ -1,0 +1,103 @@
+"""The int8 ONNX runtime against the fp32 torch reference, and its cache of exported files."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import QA, ModelLoadError, Settings
+from qa.config import PACKAGE_ROOT, SHIPPED_READER
+from qa.reader import Reader
+from qa.runtime import OnnxReader, onnx_model, resolve_runtime, weights_key
+from qa.windows import make_windows
+
+SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
+# Questions on which int8 and fp32 may give different answer text, each with the reason (none so far).
+ALLOWED_DIFFERENCES: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def torch_qa(tmp_path_factory, settings):
+    """The whole pipeline on fp32 torch (embedder and reader), over its own copy of seeds/."""
+    root = tmp_path_factory.mktemp("torch")
+    shutil.copytree(PACKAGE_ROOT / "seeds", root / "articles")
+    s = Settings.from_env(articles=root / "articles", index=root / "index", runtime="torch")
+    return QA(settings=s)
+
+
+def test_runtime_setting():
+    assert resolve_runtime("torch") == "torch" and resolve_runtime("ONNX") == "onnx"
+    with pytest.raises(ValueError, match="QA_RUNTIME"):
+        resolve_runtime("tensorflow")
+    assert Reader("someone/some-hub-model", runtime="onnx").runtime == "torch"  # the export needs local weights
+
+
+def test_onnx_and_torch_give_the_same_answers_on_the_seed_questions(seed_qa, torch_qa):
+    assert seed_qa.reader.runtime == "onnx" and seed_qa.embedder.runtime == "onnx"
+    assert torch_qa.reader.runtime == "torch" and torch_qa.embedder.runtime == "torch"
+    asks = [q["question"] for q in SEED_QUESTIONS["answerable"]] + SEED_QUESTIONS["unanswerable"]
+    differ = {}
+    for q in asks:
+        fast, ref = seed_qa.answer(q), torch_qa.answer(q)
+        if fast.text != ref.text:
+            differ[q] = (fast.text, ref.text)
+        elif fast.text is not None:
+            assert (fast.article, fast.start, fast.end) == (ref.article, ref.start, ref.end), q
+    assert set(differ) <= set(ALLOWED_DIFFERENCES), differ
+
+
+def test_int8_logits_stay_close_to_fp32(reader, torch_qa):
+    """The cheap check behind the quality figures (EM/F1 within 0.5 of fp32 on the eval part)."""
+    ref = torch_qa.reader
+    windows = make_windows(reader.tokenizer, ["Who directed the film?"], [torch_qa.retrieve("Who directed the film?")[0].chunk.text])
+    fast_s, fast_e = reader.session.logits(windows)
+    ref_s, ref_e = ref.session.logits(windows)
+    assert int(np.argmax(fast_s[0])) == int(np.argmax(ref_s[0])) and int(np.argmax(fast_e[0])) == int(np.argmax(ref_e[0]))
+    assert np.abs(fast_s[0] - ref_s[0]).mean() < 0.5
+
+
+def _copy_entry(tmp_path: Path) -> tuple[Path, Path]:
+    """The reader's export, copied from the real cache into a private one (no second export)."""
+    source = onnx_model(SHIPPED_READER, "reader")
+    cache = tmp_path / "cache"
+    target = cache / "onnx" / source.parent.name
+    shutil.copytree(source.parent, target)
+    return cache, target / "model.onnx"
+
+
+def test_cache_is_keyed_by_the_weights(tmp_path):
+    key = weights_key(SHIPPED_READER, "reader")
+    assert onnx_model(SHIPPED_READER, "reader").parent.name == f"reader-{key[:24]}"
+    changed = tmp_path / "reader"
+    shutil.copytree(SHIPPED_READER, changed)
+    data = bytearray((changed / "model.safetensors").read_bytes())
+    data[-1] ^= 1  # retrained weights: another key, so another export
+    (changed / "model.safetensors").write_bytes(bytes(data))
+    assert weights_key(changed, "reader") != key
+
+
+def test_a_corrupt_export_is_rebuilt_during_a_question(tmp_path, make_qa, caplog):
+    """A half-written or damaged file is noticed by its checksum and rebuilt; the question still gets
+    its answer. (A missing file takes the same path as the first use: an export.)"""
+    cache, path = _copy_entry(tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    qa = make_qa()
+    qa.reader = Reader(str(SHIPPED_READER), cache=str(cache))
+    with caplog.at_level(logging.WARNING, logger="qa.runtime"):
+        assert qa.answer("Who directed the film?").text == "Kang Yun-sung"
+    assert str(path) in caplog.text and "rebuilding" in caplog.text
+    assert (path.parent / "model.onnx.sha256").exists()
+    windows = make_windows(qa.reader.tokenizer, ["Who directed the film?"], ["It was directed by Kang Yun-sung."])
+    np.testing.assert_array_equal(qa.reader.session.logits(windows)[0][0], OnnxReader(SHIPPED_READER).logits(windows)[0][0])
+
+
+def test_an_export_that_cannot_be_built_names_the_file(tmp_path):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelLoadError, match=r"could not build the ONNX reader model .*cache/onnx/reader-.*model\.onnx"):
+        OnnxReader(SHIPPED_READER, blocked)
