@@ -25,6 +25,7 @@ THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(
 CSS = ("h1, h2, h3 { font-weight: 700; } button { font-family: var(--font); } "
        "#confirm-box { border: 1px solid var(--error-border-color, #f87171); }")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ANSWERING_AT_ONCE = 64  # questions in flight at once (they wait in the reader's queue, not in Gradio's)
 
 
 def plural(n: int, word: str) -> str:
@@ -264,8 +265,11 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
                     gr.Markdown("<small>Read-only: articles are managed on the server.</small>", elem_id="read-only")
 
         chat_io = dict(fn=chat, inputs=[question, turns], outputs=[question, chatbot, turns])
-        question.submit(**chat_io, api_name="chat")
-        send.click(**chat_io, api_visibility="private")
+        # questions run side by side (Gradio's default is one at a time per event): the reader's
+        # queue (qa/batching.py) gives them shared passes; ANSWERING_AT_ONCE bounds the threads
+        answering = dict(concurrency_limit=ANSWERING_AT_ONCE, concurrency_id="answer")
+        question.submit(**chat_io, api_name="chat", **answering)
+        send.click(**chat_io, api_visibility="private", **answering)
         examples.click(lambda sample: sample[0], inputs=[examples], outputs=[question], api_visibility="private")
         chatbot.clear(lambda: [], outputs=[turns], api_visibility="private")  # the trash icon: a new conversation
         follow_outputs = [listing, examples] if read_only else [listing, chosen, examples]
@@ -286,7 +290,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             no_btn.click(lambda: ("Not removed.", gr.update(visible=False)), outputs=[status, confirm_box],
                          api_visibility="private")
             demo.load(panel, outputs=lists, api_visibility="private")  # another tab may have changed it
-        gr.api(ask_api, api_name="ask")
+        gr.api(ask_api, api_name="ask", **answering)
     return demo
 
 

@@ -3,7 +3,7 @@ asking M seed questions with known answers through the /ask endpoint. Every answ
 the one the same question gets alone (concurrency must change nothing); answers that miss the gold
 answer are model errors, counted apart (bench/seed_eval.py lists them).
 
-    python bench/load_app.py [--clients 8] [--questions 10] [--json]
+    python bench/load_app.py [--clients 32] [--questions 20] [--json]
     python bench/load_app.py --clients 32 --questions 1 --add-during "1.9 MB"
 
 Prints p50/p95 latency per question as a client sees it (queueing included) and the throughput.
@@ -44,9 +44,10 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS), or the peak so far (VmHWM), of this process: server and clients."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -69,8 +70,8 @@ def big_article(size: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--questions", type=int, default=10, help="per client")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--questions", type=int, default=20, help="per client")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--add-during", metavar="SIZE", help='e.g. "1.9 MB": add an article that large meanwhile')
     args = parser.parse_args()
@@ -142,6 +143,7 @@ def main() -> int:
 
     by_phase: dict[str, list[float]] = {}
     added: dict = {}
+    read_before = (qa.reader.queue.questions, qa.reader.queue.passes)
     t0 = time.perf_counter()
     threads = [threading.Thread(target=user, args=(i,)) for i in range(args.clients)]
     for t in threads:
@@ -186,6 +188,10 @@ def main() -> int:
         "p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 3) if latencies else None,
         "questions_per_s": round(len(latencies) / wall, 2),
+        "peak_rss_mb": round(rss_mb("VmHWM"), 1),
+        # questions that reached the reader, and the passes they took (fewer passes: shared ones)
+        "reader_questions": qa.reader.queue.questions - read_before[0],
+        "reader_passes": qa.reader.queue.passes - read_before[1],
     }
     if args.add_during:
         result["questions"] = len(latencies) + len(errors)
@@ -207,7 +213,9 @@ def main() -> int:
         print(f"{result['questions']} questions from {args.clients} concurrent clients in {wall:.1f} s "
               f"({result['questions_per_s']} questions/s): p50 {result['p50_s']} s, p95 {result['p95_s']} s; "
               f"{len(wrong)} differ from the answer alone, {len(errors)} errors; "
-              f"{len(off_gold)} off the gold answer (model errors, same as alone)")
+              f"{len(off_gold)} off the gold answer (model errors, same as alone); "
+              f"{result['reader_questions']} questions read in {result['reader_passes']} reader passes; "
+              f"peak RSS {result['peak_rss_mb']} MB (server and clients)")
         if args.add_during:
             print(json.dumps({k: v for k, v in result.items() if k.startswith(("before", "during", "after", "answer", "add"))}))
     return 0 if not wrong and not errors and len(latencies) == result["questions"] else 1
