@@ -127,8 +127,12 @@ def main() -> int:
             try:
                 got = client.predict(item["question"], api_name="/ask")["text"]
             except Exception as err:  # noqa: BLE001
+                try:
+                    where = f" on {err.request.method} {err.request.url.path}"  # httpx errors name their request
+                except (AttributeError, RuntimeError):
+                    where = ""
                 with lock:
-                    errors.append(f"{item['question']!r}: {err!r}")
+                    errors.append(f"[{asked_in}] {item['question']!r}: {err!r}{where} after {time.perf_counter() - t0:.1f} s")
                 continue
             elapsed = time.perf_counter() - t0
             with lock:
