@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("onnx", "torch")
 DEFAULT_RUNTIME = "onnx"
 # bump when the export/optimise/quantise recipe changes: old cache entries are then ignored
-RECIPE = "3"
+RECIPE = "4"
 _build_lock = threading.Lock()  # one export at a time per process (exports are CPU- and memory-heavy)
 
 
@@ -160,9 +160,10 @@ def _optimise_and_quantise(work: Path, target: Path, config) -> None:
                            hidden_size=config.hidden_size, opt_level=1)
     fused.save_model_to_file(str(work / "fused.onnx"))
     del fused
-    # Kept in fp32: the word embeddings (only looked up) and the feed-forward output projections of
-    # the first half of the layers, whose inputs (after GELU) have the widest range: quantising
-    # those cost about 1 EM point on the eval part, the rest costs less than half of one.
+    # Kept in fp32: the word embeddings (only looked up) and the feed-forward output projections,
+    # whose inputs (after GELU) have the widest range. Measured on the eval part (reader mode, EM/F1
+    # vs fp32 65.69/77.03): everything int8 64.61/76.69; fp32 in layers 0-2 only 65.07/76.72;
+    # fp32 in all six 65.23/76.78, the only one within half a point.
     import onnx
 
     graph = onnx.load(str(work / "fused.onnx"), load_external_data=False).graph
@@ -170,7 +171,7 @@ def _optimise_and_quantise(work: Path, target: Path, config) -> None:
             and "/attention/" not in n.name]
     quantize_dynamic(str(work / "fused.onnx"), str(target / "model.onnx"), weight_type=QuantType.QInt8,
                      per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-                     nodes_to_exclude=down[: (len(down) + 1) // 2],
+                     nodes_to_exclude=down,
                      extra_options={"DefaultTensorType": 1})  # 1 = float: the fused ops carry no types
 
 
