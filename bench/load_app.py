@@ -109,15 +109,22 @@ def main() -> int:
     lock = threading.Lock()
     start = threading.Barrier(args.clients)
 
+    clients: dict[int, Client] = {}  # one per user, kept for every phase (the same people go on asking)
+
     def user(i: int) -> None:
         try:
-            client = Client(demo.local_url, verbose=False)
+            if i not in clients:
+                clients[i] = Client(demo.local_url, verbose=False)
+            client = clients[i]
         except Exception as err:  # noqa: BLE001 - a benchmark reports every failure, it does not stop
             with lock:
                 errors.append(f"client {i}: {err!r}")
             start.abort()
             return
-        start.wait()
+        try:
+            start.wait()
+        except threading.BrokenBarrierError:
+            return
         j = 0
         while j < args.questions or adding.is_set():  # while an article is being added, keep asking
             item = seeds[(i * args.questions + j) % len(seeds)]  # the clients together cover every seed
