@@ -143,6 +143,9 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
                 "confidence": a.score, "confidence_without": a_out.score,
                 "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:k_read])],
                 "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out)],
+                # the other ranking (aggregation on/off) on the same readings, for the ablation
+                "other": decide(r, ps[:k_read], reader.calibration, threshold, not aggregate),
+                "other_without": decide(r_out, ps_out, reader.calibration, threshold, not aggregate),
             })
     return records, seconds / max(1, len(examples))
 
@@ -162,6 +165,13 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
         "answer_rate_with_article": _mean(not r["abstained"] for r in records),
         "seconds_per_question": seconds, "top_k": qa_settings.top_k,
         "reliability": reliability(records),
+        "other_ranking": {
+            "aggregate": not aggregate,
+            "exact_match": 100 * _mean(best_score(exact_match, r["other"].text or "", r["example"].answers) for r in records),
+            "f1": 100 * _mean(best_score(token_f1, r["other"].text or "", r["example"].answers) for r in records),
+            "abstain_rate_without_article": _mean(r["other_without"].abstained for r in records),
+            "answer_rate_with_article": _mean(not r["other"].abstained for r in records),
+        },
     }
 
 
