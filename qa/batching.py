@@ -2,9 +2,9 @@
 
 No background thread: the first caller to find the reader idle becomes the leader, reads every
 question waiting at that moment in one `read_many` call (one tokenizer call, one model loop, one
-decoding pass), hands each caller its reading, and goes on while more arrive. Meanwhile the others
-wait on their own request. A leader is never holding anything a follower needs to make progress,
-and an error reaches exactly the callers whose batch it broke.
+decoding pass) and hands each caller its reading; once its own question is answered it hands the
+lead to the oldest one still waiting. Meanwhile the others wait on their own request. An error
+reaches only the caller whose question caused it.
 
 Answers are identical to answering alone: with the ONNX runtime a window's logits depend on that
 window only (qa/runtime.py), and windows never mix across questions in decoding. With the torch
@@ -23,7 +23,9 @@ class _Request:
     question: str
     contexts: Sequence[str]
     n_best: int
-    done: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)  # set once: finished, or made leader
+    finished: bool = False
+    leader: bool = False
     result: object = None
     error: BaseException | None = None
 
@@ -42,25 +44,33 @@ class ReadBatcher:
         request = _Request(question, list(contexts), n_best)
         with self._lock:
             self._pending.append(request)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-        if lead:
-            self._lead()
-        request.done.wait()
+            if not self._leading:
+                self._leading = request.leader = True
+        while not request.finished:
+            if request.leader:
+                self._lead(request)
+            else:
+                request.wake.wait()
         if request.error is not None:
             raise request.error
         return request.result
 
-    def _lead(self) -> None:
-        while True:
+    def _lead(self, me: _Request) -> None:
+        """Read the oldest waiting questions, pass after pass, until `me` is answered; then hand the
+        lead to the oldest question still waiting, so no caller reads for others indefinitely."""
+        while not me.finished:
             limit = self.max_questions if self._shareable() else 1
             with self._lock:
-                if not self._pending:
-                    self._leading = False
-                    return
                 batch, self._pending = self._pending[:limit], self._pending[limit:]
             self._run(batch)
+        with self._lock:
+            me.leader = False
+            if self._pending:
+                successor = self._pending[0]
+                successor.leader = True
+                successor.wake.set()
+            else:
+                self._leading = False
 
     def _alone(self, r: _Request):
         try:
@@ -98,4 +108,6 @@ class ReadBatcher:
                     r.error = err
         finally:
             for r in batch:
-                r.done.set()
+                r.finished = True
+                if not r.leader:
+                    r.wake.set()
