@@ -16,8 +16,14 @@ from qa.runtime import OnnxReader, onnx_model, resolve_runtime, weights_key
 from qa.windows import make_windows
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
-# Questions on which int8 and fp32 may give different answer text, each with the reason (none so far).
-ALLOWED_DIFFERENCES: dict[str, str] = {}
+# Questions on which int8 and fp32 may give different answer text, each with the reason.
+ALLOWED_DIFFERENCES: dict[str, str] = {
+    # int8 "the Anguk and Gwanghwamun areas", fp32 "Anguk and Gwanghwamun areas": a near-tie on whether the
+    # span takes the article "the"; both are gold answers (EM counts the article away)
+    "Which areas of Seoul does the trio sprint through?": "span boundary: a leading article",
+    # measured with an earlier recipe: "central Seoul" (int8) against "Seoul" (fp32), both gold
+    "In which city do the characters run?": "span boundary: a leading adjective",
+}
 
 
 @pytest.fixture(scope="module")
