@@ -26,6 +26,7 @@ from qa import QA, Settings  # noqa: E402
 from qa.embedding import Embedder  # noqa: E402
 from qa.evaluate import paragraph_articles  # noqa: E402
 from qa.reader import Reader  # noqa: E402
+from qa.retrieval import Retriever  # noqa: E402
 from qa.squad import read_squad  # noqa: E402
 from qa.store import update_index  # noqa: E402
 from qa.windows import make_windows  # noqa: E402
@@ -103,7 +104,8 @@ def main() -> None:
         seconds = time.perf_counter() - started
         result["index_build"] = {"passages": len(stored.chunks), "seconds": seconds,
                                  "passages_per_second": len(stored.chunks) / seconds}
-        qa._use(stored)
+        # the eval index is not this QA's folder (its CURRENT names the seed version): swap it in directly
+        qa._stored, qa._retriever = stored, Retriever(stored, embedder)
         result["open_corpus_seconds_per_question"] = time_questions(qa, [e.question for e in examples[: args.questions]])
         result["reader_windows_per_second_at_384"] = reader_throughput(reader, [a.text * 3 for a in articles[:64]])
     result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
