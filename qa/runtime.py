@@ -194,7 +194,7 @@ def onnx_model(source: Path, kind: str, cache: str | Path | None = None) -> Path
             try:
                 _export(source, kind, tmp)
                 (tmp / "model.onnx.sha256").write_text(_sha256(tmp / "model.onnx") + "\n")
-                (tmp / "source.json").write_text(json.dumps({"source": str(source), "key": key, "recipe": RECIPE}))
+                (tmp / "source.json").write_text(json.dumps({"source": str(source.resolve()), "key": key, "recipe": RECIPE}))
                 if entry.folder.exists():
                     shutil.rmtree(entry.folder)
                 os.replace(tmp, entry.folder)  # whole folder at once: a reader never sees half an export
@@ -212,7 +212,7 @@ def _drop_stale(keep: Path, source: Path) -> None:
         if other == keep or other.name.startswith("."):
             continue
         try:
-            if json.loads((other / "source.json").read_text()).get("source") == str(source):
+            if json.loads((other / "source.json").read_text()).get("source") == str(source.resolve()):
                 shutil.rmtree(other)
         except (OSError, ValueError):
             pass
