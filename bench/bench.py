@@ -22,14 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import QA, Settings  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
-from qa.evaluate import paragraph_articles  # noqa: E402
-from qa.reader import Reader  # noqa: E402
-from qa.retrieval import Retriever  # noqa: E402
-from qa.squad import read_squad  # noqa: E402
-from qa.store import update_index  # noqa: E402
-from qa.windows import make_windows  # noqa: E402
+from qa import QA, Settings
+from qa.embedding import Embedder
+from qa.evaluate import paragraph_articles
+from qa.reader import Reader
+from qa.retrieval import Retriever
+from qa.squad import read_squad
+from qa.store import update_index
+from qa.windows import make_windows
 
 EVAL_FILE = ROOT.parent / "shared" / "data" / "qa" / "squad-v1.1-dev-part-eval.json"
 

@@ -14,8 +14,8 @@ one question per pass (questions still stop queueing behind the index lock).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 
 @dataclass

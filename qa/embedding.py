@@ -48,9 +48,9 @@ class Embedder:
     def _onnx(self) -> OnnxEncoder:
         return OnnxEncoder(self._folder, self.cache)
 
-    def load(self) -> "Embedder":
+    def load(self) -> Embedder:
         """Load (and on first use export) the model now rather than at the first question."""
-        self._onnx if self.runtime == "onnx" else self.model
+        _ = self._onnx if self.runtime == "onnx" else self.model
         return self
 
     @cached_property

@@ -9,13 +9,13 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import torch  # noqa: F401  (the torch runtime and _loaded)
+import torch
 
 from .batching import ReadBatcher
 from .errors import ModelLoadError
@@ -132,9 +132,9 @@ class Reader:
             return OnnxReader(Path(self.ref).expanduser(), self.cache)
         return TorchReader(self.model, self.tokenizer.pad_token_id, self.batch_size)
 
-    def load(self) -> "Reader":
+    def load(self) -> Reader:
         """Load (and on first use export) the model now rather than at the first question."""
-        self.tokenizer, self.session
+        _ = self.tokenizer, self.session
         return self
 
     @property

@@ -21,9 +21,9 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -233,7 +233,7 @@ def load_session(source: Path, kind: str, cache: str | Path | None = None):
     path = onnx_model(source, kind, cache)
     try:
         return _session(path, kind)
-    except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf kinds
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf kinds
         log.warning("the exported %s model %s does not load (%s): rebuilding it", kind, path, err)
         path.with_name("model.onnx.sha256").unlink(missing_ok=True)
         path = onnx_model(source, kind, cache)
