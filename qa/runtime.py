@@ -225,6 +225,9 @@ def _session(path: Path, kind: str):
     options.intra_op_num_threads = threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle workers sleep instead of spinning: on a busy 2-core machine a spinning pool steals the
+    # core its own next run (or the tokenizer) needs; measured 2x faster per question under load
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
