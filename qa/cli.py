@@ -78,7 +78,7 @@ def ask(question: str, articles: ArticlesOpt = None, index: IndexOpt = None,
 def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader | open")] = "reader",
           reader: ReaderOpt = None, limit: Annotated[Optional[int], typer.Option(help="first N questions only")] = None,
           k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages read per question (open mode)")] = None,
-          aggregation: Annotated[bool, typer.Option(help="open mode: rank answers with the fitted aggregation (else the span gap alone)")] = True,
+          aggregation: Annotated[Optional[bool], typer.Option(help="open mode: judge answers by the fitted aggregation, or by the span gap alone [default: QA_AGGREGATE, off]")] = None,
           json_out: JsonOpt = False):
     """EM/F1 on a SQuAD-format file: the reader on gold paragraphs, or open retrieval over all paragraphs."""
     from .embedding import Embedder
@@ -96,7 +96,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
             result = evaluate_reader(str(file), r, s.no_answer_threshold, limit, progress=not json_out)
         else:
             result = evaluate_open(str(file), s, Embedder(s.embedder), r, limit, progress=not json_out,
-                                   aggregate=aggregation and s.aggregate)
+                                   aggregate=s.aggregate if aggregation is None else aggregation)
     except (QAError, ValueError) as err:
         _fail(err)
     if json_out:

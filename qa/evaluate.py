@@ -105,7 +105,7 @@ def whole_articles_of(examples: list[Example]) -> tuple[list[Article], dict[str,
 
 
 def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-             progress: bool = True, threshold: float | None = None, aggregate: bool = True,
+             progress: bool = True, threshold: float | None = None, aggregate: bool = False,
              whole_articles: bool = False) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
     article. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
@@ -151,7 +151,7 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
 
 
 def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: Reader, limit: int | None = None,
-                  progress: bool = True, aggregate: bool = True) -> dict:
+                  progress: bool = True, aggregate: bool = False) -> dict:
     examples = [e for e in read_squad(path) if not e.is_impossible][:limit]
     records, seconds = open_run(examples, qa_settings, embedder, reader, progress, qa_settings.no_answer_threshold,
                                 aggregate)
@@ -231,8 +231,8 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
             labels.append(False)
     weights = fit(np.array(features), np.array(labels))
 
-    def top(cands):
-        return max((combined_score(f, weights) for _, f in cands), default=-math.inf)
+    def top(cands):  # decide() answers with the best span gap; the combination judges it
+        return combined_score(cands[0][1], weights) if cands else -math.inf
 
     with_top = np.array([top(r["candidates"]) for r in records])
     without_top = np.array([top(r["candidates_without"]) for r in records])

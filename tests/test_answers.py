@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from qa.chunking import Chunk
 from qa.pipeline import decide
 from qa.retrieval import Passage
@@ -28,14 +30,16 @@ def ask(reader, question: str, texts: list[str], **kw):
 
 
 def test_headline_line_does_not_throw_the_reader(reader):
+    """The issue's case: a headline line above a short paragraph must not pull the reader's gap to
+    the no-answer score down (round 1: gap 11.15 without it, -0.68 with it)."""
     headline = "Warsaw (part 5)\n\n"
     context = ("The University Library in Warsaw was founded in 1816. It holds over three million items, "
                "and its new building on the Vistula, opened in 1999, has a roof garden open to the public.")
     question = "When was the University Library founded?"
-    plain = ask(reader, question, [context])
-    headed = ask(reader, question, [headline + context])
-    assert plain.text == headed.text == "1816"
-    assert headed.score >= plain.score - 0.02
+    plain = reader.read(question, [context])
+    headed = reader.read(question, [headline + context])
+    assert plain.spans[0].text == headed.spans[0].text == "1816"
+    assert headed.gap >= plain.gap - 0.25
 
 
 def test_seed_headline_passage_answers_as_well(reader):
@@ -81,11 +85,13 @@ def test_same_answer_in_overlapping_passages_is_returned_once_with_the_higher_co
     second_start = sentence.start()
     second = article[second_start:]
     question = "Who directed the film?"
-    alone = [ask(reader, question, [t], article_ids=[SEED_ARTICLE], starts=[s])
-             for t, s in ((first, 0), (second, second_start))]
-    both = ask(reader, question, [first, second], article_ids=[SEED_ARTICLE] * 2, starts=[0, second_start])
+    passages = passages_of([first, second], article_ids=[SEED_ARTICLE] * 2, starts=[0, second_start])
+    reading = reader.read(question, [first, second])
+    both = decide(reading, passages, reader.calibration)
     assert both.text == "Kang Yun-sung"
     texts = [both.text] + [alt.text for alt in both.alternatives]
     assert len([t for t in texts if t.strip(" ,.").lower() == "kang yun-sung"]) == 1
-    # (padding in a shared batch moves logits in the 6th digit)
-    assert both.score >= max(a.score for a in alone if a.text == "Kang Yun-sung") - 1e-3
+    found = [sp for sp in reading.spans if sp.text == "Kang Yun-sung"]
+    assert {sp.context for sp in found} == {0, 1}  # the reader saw it in both passages
+    best_gap = max(sp.score for sp in found) - reading.null_score
+    assert both.score == pytest.approx(reader.calibration.confidence(best_gap))
