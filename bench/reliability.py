@@ -36,7 +36,7 @@ def main() -> None:
     top.set_ylabel("share of answers right (F1 >= 0.5)")
     top.set_ylim(0, 1)
     top.legend(loc="upper left", fontsize=8)
-    top.set_title(f"{result['file']}, open mode: answers with and without their article", fontsize=9)
+    top.set_title(f"{result['file']}, open mode\nanswers with and without their article", fontsize=9)
     bottom.bar(centres, [row["answers"] for row in table], width=0.09, color="grey")
     bottom.set_ylabel("answers")
     bottom.set_xlabel("confidence")
