@@ -18,11 +18,25 @@ from .articles import load_articles, parse_article, read_article, safe_name
 from .config import Settings, format_size
 from .duplicates import DuplicateFinder, Duplicates, article_texts, collapse
 from .embedding import Embedder
+from .errors import (
+    ArticleRejected,
+    IndexCorrupt,
+    InvalidQuestion,
+    NoArticles,
+    QAError,
+    StorageError,
+)
 from .metadata import asked_field, fact, metadata_of
-from .errors import ArticleRejected, IndexCorrupt, InvalidQuestion, NoArticles, QAError, StorageError
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
-from .store import StoredIndex, UpdateReport, check_current, load_index, update_index, writer_lock
+from .store import (
+    StoredIndex,
+    UpdateReport,
+    check_current,
+    load_index,
+    update_index,
+    writer_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +51,7 @@ class Answer:
     end: int | None
     context: str                # the passage the answer comes from (for an abstention: the closest one)
     context_start: int | None = None  # where that passage starts in the article
-    alternatives: tuple["Answer", ...] = field(default_factory=tuple)
+    alternatives: tuple[Answer, ...] = field(default_factory=tuple)
     # every article that carries the answer's story (the same wire copy from several outlets), its own first
     sources: tuple[str, ...] = ()
 
@@ -223,14 +237,12 @@ class QA:
                     target.unlink(missing_ok=True)
                 raise StorageError(f"cannot write {filename!r} to the articles folder {folder}: {err.strerror or err}",
                                    public="the article could not be stored on the server; nothing was changed") from None
-            try:
-                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
-            except BaseException:
+
+            def undo():  # the folder goes back to what the index says
                 if created:
-                    target.unlink(missing_ok=True)  # the folder goes back to what the index says
-                raise
-            self._use(stored)
-            self.last_report = report
+                    target.unlink(missing_ok=True)
+
+            self._reindex(undo)
         return target.relative_to(root).as_posix()
 
     def remove_article(self, article_id: str) -> None:
@@ -254,18 +266,16 @@ class QA:
             except OSError as err:
                 raise StorageError(f"cannot remove {article_id!r} from {folder}: {err.strerror or err}",
                                    public="the article could not be removed on the server; nothing was changed") from None
-            try:
-                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
-            except BaseException:
+
+            def undo():
                 if aside.exists():
                     os.rename(aside, path)
-                raise
+
+            self._reindex(undo)
             try:
                 aside.unlink(missing_ok=True)
             except OSError as err:  # hidden and not an article: harmless, but say so
                 log.warning("could not delete %s: %s", aside, err)
-            self._use(stored)
-            self.last_report = report
 
     def add_url(self, url: str) -> str:
         """Fetch a web page, store it in the articles folder and index it; returns its article id.
@@ -278,18 +288,27 @@ class QA:
         page = download(url, s)   # the network part, before taking the writer lock
         root = s.articles.resolve()
         with writer_lock(s.index, s.lock_timeout):
-            path, before = save(root, page, self.articles, getattr(s, "uploads", "") or "")
-            try:
-                stored, report = refresh_index(s, self.embedder, locked=True, embed_lock=self._lock)
-            except BaseException:  # both or neither: the folder goes back to what the index says
+            path, before = save(root, page, self.articles, s.uploads)
+
+            def undo():
                 if before is None:
                     path.unlink(missing_ok=True)
                 else:
                     path.write_bytes(before)
-                raise
-            self._use(stored)
-            self.last_report = report
+
+            self._reindex(undo)
         return path.relative_to(root).as_posix()
+
+    def _reindex(self, undo) -> None:
+        """Under the writer lock, after a change to the folder: index the folder as it now is and go
+        live with it; if that fails, `undo()` puts the folder back to what the index says (both or neither)."""
+        try:
+            stored, report = refresh_index(self.settings, self.embedder, locked=True, embed_lock=self._lock)
+        except BaseException:
+            undo()
+            raise
+        self._use(stored)
+        self.last_report = report
 
     def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
         """While a chat runs: watch the articles folder (a change is indexed within seconds, a burst

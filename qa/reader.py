@@ -70,16 +70,12 @@ def _inside_word(text: str, boundary: int) -> bool:
     return text[boundary - 1].isalnum() and text[boundary].isalnum()
 
 
-def _looks_like_path(ref: str) -> bool:
-    return looks_like_path(ref)
-
-
 class Reader:
     def __init__(self, model: str, max_length: int = 384, stride: int = 128, max_answer_tokens: int = 30,
                  batch_size: int = 32, runtime: str | None = None, cache: str | None = None):
         self.ref = model
         # onnx (int8, the default) or torch (fp32); a hub id always runs on torch: the export needs local weights
-        self.runtime = resolve_runtime(runtime) if _looks_like_path(model) else "torch"
+        self.runtime = resolve_runtime(runtime) if looks_like_path(model) else "torch"
         self.cache = cache  # where exported ONNX files live (None: QA_RUNTIME_CACHE or ~/.cache/article-qa)
         self.max_length = max_length
         self.stride = stride
@@ -94,7 +90,7 @@ class Reader:
 
         ref = self.ref
         options = {}
-        if _looks_like_path(ref):
+        if looks_like_path(ref):
             path = check_folder(ref, "reader model")
             if not (path / "config.json").exists():
                 raise ModelLoadError(f"reader model folder {path} has no config.json")

@@ -226,8 +226,7 @@ def clean_up(root: Path, keep: set[str | None]) -> list[str]:
     removed = []
     for old in Path(root).iterdir():
         name = old.name
-        dead_version = name.startswith("v-") and name not in keep
-        if dead_version or name.startswith((".tmp-", ".CURRENT-")):
+        if _dead(name, keep):
             try:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
                 removed.append(name)
@@ -236,11 +235,15 @@ def clean_up(root: Path, keep: set[str | None]) -> list[str]:
     return removed
 
 
+def _dead(name: str, keep: set[str | None]) -> bool:
+    """A version no one can be using, or a temporary file of a writer that died."""
+    return (name.startswith("v-") and name not in keep) or name.startswith((".tmp-", ".CURRENT-"))
+
+
 def _leftovers(root: Path, live: StoredIndex | None) -> bool:
     keep = {live.path.name, live.manifest.get("previous")} if live is not None and live.path else set()
     try:
-        return any(p.name.startswith((".tmp-", ".CURRENT-")) or (p.name.startswith("v-") and p.name not in keep)
-                   for p in root.iterdir())
+        return any(_dead(p.name, keep) for p in root.iterdir())
     except OSError:
         return False
 
@@ -302,9 +305,7 @@ def update_index(
             except OSError:
                 pass
             return stored, report
-        chunks, to_embed, vectors, entries, report = report
-        full = full or old is None or old.manifest["embedder"] != embedder.id or \
-            old.manifest["chunking"] != chunking_settings(chunk_chars, chunk_overlap)
+        chunks, to_embed, vectors, entries, report, full = report
         fresh = _embed(embedder, [chunks[i].text for i in to_embed], batch_size, progress, embed_lock)
         for i, v in zip(to_embed, fresh):
             vectors[i] = v
@@ -352,7 +353,7 @@ def check_current(root: str | Path, articles: list[Article], embedder: Embedder,
 def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, chunk_chars: int, chunk_overlap: int,
           full: bool, extra: dict, started: float):
     """(old, its report) when nothing needs writing; else (None, (chunks, positions to embed, vectors so
-    far, manifest entries, report fields))."""
+    far, manifest entries, report fields, whether everything is re-embedded))."""
     settings = chunking_settings(chunk_chars, chunk_overlap)
     full = full or old is None or old.manifest["embedder"] != embedder.id or old.manifest["chunking"] != settings
 
@@ -389,4 +390,4 @@ def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, 
     if old is not None and not full and not to_embed and not report["removed"]:
         # nothing to do: keep the live version, write nothing
         return old, UpdateReport(**report, **extra, chunks_total=len(chunks), seconds=time.perf_counter() - started)
-    return None, (chunks, to_embed, vectors, entries, report)
+    return None, (chunks, to_embed, vectors, entries, report, full)
