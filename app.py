@@ -16,7 +16,7 @@ import gradio as gr
 
 from qa import QA, Answer, ArticleRejected, InvalidQuestion, QAError
 from qa.articles import SUFFIXES
-from qa.config import format_size
+from qa.config import Settings, format_size
 
 # Gradio's own face, with the bold weight it ships but does not declare: without it, bold headings
 # fall back to a thinner synthetic bold
@@ -323,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print("Loading the models and the index…", flush=True)
     try:
-        qa = QA(articles=args.articles, index=args.index)
+        # a chat indexes in a child process at a lower priority, so questions keep their pace (QA_INDEX_WORKER)
+        worker = {} if "QA_INDEX_WORKER" in os.environ else {"index_worker": "process"}
+        qa = QA(articles=args.articles, index=args.index, settings=Settings.from_env(**worker))
         if qa.last_report is not None:
             print(f"Index {qa.settings.index}: {qa.last_report.summary()}", flush=True)
         else:

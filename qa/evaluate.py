@@ -29,7 +29,7 @@ from .pipeline import decide
 from .reader import Calibration, Reader
 from .retrieval import Retriever
 from .squad import Example, read_squad
-from .store import update_index
+from .stores.embedded import EmbeddedSearch, update_index
 
 BATCH = 16  # questions read together: their windows share forward passes
 
@@ -118,7 +118,7 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
     with tempfile.TemporaryDirectory() as tmp:
         s = qa_settings
         stored, _ = update_index(tmp, articles, embedder, s.chunk_chars, s.chunk_overlap, s.hnsw_above, progress=progress)
-    retriever = Retriever(stored, embedder)
+    retriever = Retriever(EmbeddedSearch(stored), embedder)
     k_read = s.top_k
     records = []
     seconds = 0.0

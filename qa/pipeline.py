@@ -9,34 +9,28 @@ import math
 import os
 import threading
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .aggregate import candidates, combined_score, sigmoid
-from .articles import load_articles, parse_article, read_article, safe_name
+from .articles import parse_article, read_article, safe_name
 from .config import Settings, format_size
-from .duplicates import DuplicateFinder, Duplicates, article_texts, collapse
+from .duplicates import DuplicateFinder, Duplicates, collapse
 from .embedding import Embedder
 from .errors import (
     ArticleRejected,
     IndexCorrupt,
     InvalidQuestion,
-    NoArticles,
     QAError,
     StorageError,
 )
+from .indexing import WORKERS, refresh_index, refresh_index_in_child
 from .metadata import asked_field, fact, metadata_of
 from .reader import Calibration, Reader, Reading
 from .retrieval import Passage, Retriever
-from .store import (
-    StoredIndex,
-    UpdateReport,
-    check_current,
-    load_index,
-    update_index,
-    writer_lock,
-)
+from .stores.base import UpdateReport
+from .stores.embedded import EmbeddedSearch, StoredIndex, load_index, writer_lock
+from .stores.postgres import PostgresStore, is_database_url
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +58,6 @@ class Answer:
         out["alternatives"] = [a.to_dict() for a in self.alternatives]
         out["sources"] = list(self.sources)
         return out
-
-
-def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, progress: bool = False,
-                  locked: bool = False, embed_lock=None) -> tuple[StoredIndex, UpdateReport]:
-    """Read the articles folder and update the index under settings.index to match it.
-    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded.
-    A writer reads the folder again once it holds the lock: what it saw while waiting may be stale."""
-    def read():
-        articles, problems = load_articles(settings.articles, settings.max_article_bytes)
-        if not articles:
-            detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
-            raise NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
-                             public="there is no readable article to answer from")
-        return articles, [p.source for p in problems], {p.source: p.reason for p in problems}
-
-    if not locked and not full:
-        articles, skipped, reasons = read()
-        live, report = check_current(settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap,
-                                     skipped, reasons)
-        if report is not None:
-            return live, report  # up to date: no lock, nothing written (a read-only index folder is fine)
-    with nullcontext() if locked else writer_lock(settings.index, settings.lock_timeout):
-        articles, skipped, reasons = read()
-        return update_index(
-            settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
-            full=full, skipped=skipped, progress=progress, batch_size=settings.batch_size, reasons=reasons,
-            locked=True, embed_lock=embed_lock,
-        )
 
 
 class _FairLock:
@@ -151,8 +117,13 @@ class QA:
 
     def __init__(self, articles: str | Path | None = None, index: str | Path | None = None,
                  settings: Settings | None = None, auto_update: bool | None = None,
-                 embedder: Embedder | None = None, reader: Reader | None = None):
+                 embedder: Embedder | None = None, reader: Reader | None = None, store: str | Path | None = None):
         base = settings or Settings.from_env()
+        spec = str(store) if store is not None else base.store  # a folder (what `index` means) or a URL
+        if is_database_url(spec):
+            base = replace(base, store=spec)
+        elif spec:
+            base, index = replace(base, store=""), index if index is not None else spec
         self.settings = replace(
             base,
             articles=Path(articles) if articles is not None else base.articles,
@@ -160,6 +131,10 @@ class QA:
             auto_update=base.auto_update if auto_update is None else auto_update,
         )
         s = self.settings
+        if s.index_worker not in WORKERS:
+            raise ValueError(f"QA_INDEX_WORKER={s.index_worker!r}: use one of {', '.join(WORKERS)}")
+        # a postgresql:// store: the database holds the index; read-only unless this QA keeps it up to date
+        self._db = PostgresStore(s.store, read_only=not s.auto_update) if is_database_url(s.store) else None
         # models are loaded lazily, once; pass them in to share them between QA objects
         self.embedder = embedder or Embedder(s.embedder, s.runtime, s.runtime_cache or None)
         self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size,
@@ -170,11 +145,11 @@ class QA:
         # questions go on being answered from the old one meanwhile.
         self._lock = _FairLock()
         self._swap = threading.Lock()
-        self._stored: StoredIndex | None = None
+        self._search: EmbeddedSearch | PostgresStore | None = None   # the live index's search side
         self._retriever: Retriever | None = None
         self.last_report: UpdateReport | None = None
         self._duplicates = DuplicateFinder(s.duplicate_threshold)   # near-duplicate groups, per live version
-        self._dup_lock, self._dup_of, self._dup = threading.Lock(), None, Duplicates({})
+        self._dup_lock, self._dup = threading.Lock(), Duplicates({})
         self._background: list = []                                 # the folder watcher and the feed poller
         if s.auto_update:
             self.update()
@@ -184,8 +159,7 @@ class QA:
     # -- index -------------------------------------------------------------------------------
     def update(self, full: bool = False, progress: bool = False) -> UpdateReport:
         """Bring the index in line with the articles folder; re-embeds only what changed."""
-        stored, report = refresh_index(self.settings, self.embedder, full=full, progress=progress,
-                                       embed_lock=self._lock)
+        stored, report = self._refresh(full=full, progress=progress)
         self._use(stored)
         self.last_report = report
         log.info("index: %s", report.summary())
@@ -212,7 +186,7 @@ class QA:
             raise StorageError(f"QA_UPLOADS={s.uploads!r} is not inside the articles folder {root}",
                                public="the server's uploads folder is misconfigured")
         digest = hashlib.sha256(data).hexdigest()
-        with writer_lock(s.index, s.lock_timeout):  # the file and the index change together, one writer at a time
+        with self._writer():  # the file and the index change together, one writer at a time
             for article_id, meta in self.articles.items():
                 if meta["sha256"] == digest:
                     raise ArticleRejected(f"{filename}: already indexed as {article_id}")
@@ -250,7 +224,7 @@ class QA:
         article stays: an index needs at least one."""
         s = self.settings
         folder = s.articles.resolve()
-        with writer_lock(s.index, s.lock_timeout):
+        with self._writer():
             if article_id not in self.articles:
                 raise ArticleRejected(f"no indexed article {article_id!r}")
             path = (folder / article_id).resolve()
@@ -287,7 +261,7 @@ class QA:
         s = self.settings
         page = download(url, s)   # the network part, before taking the writer lock
         root = s.articles.resolve()
-        with writer_lock(s.index, s.lock_timeout):
+        with self._writer():
             path, before = save(root, page, self.articles, s.uploads)
 
             def undo():
@@ -303,12 +277,19 @@ class QA:
         """Under the writer lock, after a change to the folder: index the folder as it now is and go
         live with it; if that fails, `undo()` puts the folder back to what the index says (both or neither)."""
         try:
-            stored, report = refresh_index(self.settings, self.embedder, locked=True, embed_lock=self._lock)
+            stored, report = self._refresh(locked=True)
         except BaseException:
             undo()
             raise
         self._use(stored)
         self.last_report = report
+
+    def _refresh(self, full: bool = False, progress: bool = False, locked: bool = False):
+        if self.settings.index_worker == "process" and not progress:
+            report = refresh_index_in_child(self.settings, full=full, locked=locked)
+            return self._db or load_index(self.settings.index), report
+        return refresh_index(self.settings, self.embedder, full=full, progress=progress, locked=locked,
+                             embed_lock=self._lock, db=self._db)
 
     def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
         """While a chat runs: watch the articles folder (a change is indexed within seconds, a burst
@@ -341,10 +322,7 @@ class QA:
     @property
     def duplicates(self) -> Duplicates:
         """Groups of near-duplicate articles (the same story from several outlets) in the live index."""
-        with self._dup_lock:
-            stored = self._stored
-            if stored is not None and self._dup_of is not stored:
-                self._dup, self._dup_of = self._duplicates.find(article_texts(stored)), stored
+        with self._swap:
             return self._dup
 
     def _about_article(self, question: str, passages: list[Passage]) -> Answer | None:
@@ -362,7 +340,7 @@ class QA:
                 meta = {"published": a.published, "author": a.author, "site": a.site, "url": a.url}
             except (OSError, ValueError):
                 pass
-        chunks = [(c.start, c.text) for c in self._stored.chunks if c.article_id == article_id]
+        chunks = [(c.start, c.text) for c in self._search.chunks_of(article_id)]
         found = fact(asked, article_id, title, meta, chunks)
         if found is None:
             return None
@@ -376,6 +354,9 @@ class QA:
         return replace(a, sources=self.duplicates.of(a.article))
 
     def _load_existing(self) -> None:
+        if self._db is not None:
+            self._use(self._db)
+            return
         try:
             stored = load_index(self.settings.index)
         except IndexCorrupt as err:
@@ -387,29 +368,43 @@ class QA:
         else:
             self._use(stored)
 
-    def _use(self, stored: StoredIndex) -> None:
-        """Make `stored` the live index: its retriever is built first, then swapped in under a short
-        lock, unless a newer version has gone live meanwhile (another writer's)."""
-        current = self._stored
-        if current is not None and (stored is current or (stored.path is not None and stored.path == current.path)):
-            return  # the version already live: nothing to rebuild
-        retriever = Retriever(stored, self.embedder)
+    def _writer(self):
+        """The index's writer lock: a file lock beside the embedded index, an advisory lock in PostgreSQL."""
+        if self._db is not None:
+            return self._db.writer_lock(self.settings.lock_timeout)
+        return writer_lock(self.settings.index, self.settings.lock_timeout)
+
+    def _use(self, stored: StoredIndex | PostgresStore) -> None:
+        """Make `stored` the live index: its search side is built first, then swapped in under a short
+        lock, unless a newer version has gone live meanwhile (another writer's). A database is always live."""
+        current = self._search
+        if isinstance(stored, StoredIndex):
+            if isinstance(current, EmbeddedSearch) and (current.stored is stored or
+                                                        (stored.path is not None and stored.path == current.path)):
+                return  # the version already live: nothing to rebuild
+            search = EmbeddedSearch(stored)
+        else:
+            search = stored
+        retriever = Retriever(search, self.embedder)
+        with self._dup_lock:  # here, not at the next question: MinHashing a large article takes seconds
+            duplicates = self._duplicates.find(search.article_texts())
         with self._swap:
-            if self._stored is not None and stored.path is not None and stored.path != self._stored.path:
+            live_path, new_path = getattr(self._search, "path", None), getattr(search, "path", None)
+            if live_path is not None and new_path is not None and new_path != live_path:
                 try:
                     live = (self.settings.index / "CURRENT").read_text().strip()
                 except OSError:
-                    live = stored.path.name
-                if live != stored.path.name:
+                    live = new_path.name
+                if live != new_path.name:
                     return  # another writer's newer version went live: keep the one we have
-            self._stored, self._retriever = stored, retriever
+            self._search, self._retriever, self._dup = search, retriever, duplicates
         del current, retriever
         _give_memory_back()
 
     @property
     def articles(self) -> dict[str, dict]:
         """The indexed articles: id -> title, source, published, sha256, chunks."""
-        return dict(self._stored.manifest["articles"])
+        return dict(self._search.articles)
 
     # -- answering ------------------------------------------------------------------------------
     def validate(self, question: str) -> str:

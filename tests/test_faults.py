@@ -19,7 +19,7 @@ import pytest
 from qa import QA, IndexBusy, ModelLoadError
 from qa.config import PACKAGE_ROOT
 from qa.reader import Reader
-from qa.store import load_index, writer_lock
+from qa.stores.embedded import load_index, writer_lock
 
 from .conftest import SEED_ARTICLE, SEEDS
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from qa import QA, ArticlesNotFound, InvalidQuestion, NoArticles
-from qa.store import load_index
+from qa.stores.embedded import load_index
 
 from .conftest import SEED_ARTICLE
 

@@ -6,7 +6,7 @@ import pytest
 
 from qa.articles import Article, load_articles
 from qa.errors import IndexCorrupt
-from qa.store import load_index, update_index
+from qa.stores.embedded import load_index, update_index
 
 from .conftest import SEEDS
 

@@ -20,17 +20,18 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
-from .articles import Article
-from .chunking import Chunk, chunk_article
-from .embedding import Embedder
-from .errors import IndexBusy, IndexCorrupt, StorageError
+from ..articles import Article
+from ..chunking import Chunk, chunk_article
+from ..embedding import Embedder
+from ..errors import IndexBusy, IndexCorrupt, StorageError
+from .base import ArticleEntry, Hit, UpdateReport, chunking_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,6 @@ HOLDER_FILE = ".writer.pid"   # who holds the lock, for the waiting message only
 # passages embedded per turn of the model lock while questions are being answered: about 0.3 s on
 # a small CPU, the longest a question waits for an update
 EMBED_TURN = 8
-
-
-@dataclass(frozen=True)
-class ArticleEntry:
-    sha256: str
-    title: str
-    source: str
-    published: str | None
-    chunks: int
-    author: str | None = None   # the article's own metadata, for questions about it (qa/metadata.py)
-    site: str | None = None
-    url: str | None = None
 
 
 @dataclass
@@ -67,41 +56,6 @@ class StoredIndex:
     @property
     def articles(self) -> dict[str, ArticleEntry]:
         return {k: ArticleEntry(**v) for k, v in self.manifest["articles"].items()}
-
-
-@dataclass(frozen=True)
-class UpdateReport:
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)   # unreadable files, by path
-    reasons: dict[str, str] = field(default_factory=dict)  # path -> why it was skipped
-    chunks_embedded: int = 0
-    chunks_total: int = 0
-    full_rebuild: bool = False
-    seconds: float = 0.0
-
-    @property
-    def modified(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.full_rebuild)
-
-    def summary(self) -> str:
-        parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.removed)} removed",
-                 f"{len(self.unchanged)} unchanged"]
-        text = (f"{', '.join(parts)}; {self.chunks_embedded} of {self.chunks_total} passages embedded"
-                f"{' (full rebuild)' if self.full_rebuild else ''} in {self.seconds:.2f} s")
-        if self.skipped:
-            text += "; skipped: " + ", ".join(f"{p} ({self.reasons[p]})" if p in self.reasons else p
-                                              for p in self.skipped)
-        return text
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def chunking_settings(chunk_chars: int, chunk_overlap: int) -> dict:
-    return {"chunk_chars": chunk_chars, "chunk_overlap": chunk_overlap}
 
 
 def build_faiss(vectors: np.ndarray, hnsw_above: int) -> faiss.Index:
@@ -391,3 +345,67 @@ def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, 
         # nothing to do: keep the live version, write nothing
         return old, UpdateReport(**report, **extra, chunks_total=len(chunks), seconds=time.perf_counter() - started)
     return None, (chunks, to_embed, vectors, entries, report, full)
+
+
+class EmbeddedSearch:
+    """Searching one loaded version: FAISS for the dense lane, bm25s (built here, in memory) for the keyword lane."""
+
+    def __init__(self, stored: StoredIndex):
+        import bm25s
+        import Stemmer
+
+        # bm25s sets its own logger to DEBUG on import, which floods any application that configures logging
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self.stored = stored
+        self.path = stored.path
+        self._bm25s = bm25s
+        self._stemmer = Stemmer.Stemmer("english")
+        self._titles = {a: e["title"] for a, e in stored.manifest["articles"].items()}
+        self.bm25 = bm25s.BM25()
+        if stored.chunks:
+            tokens = bm25s.tokenize([c.text for c in stored.chunks], stemmer=self._stemmer, show_progress=False)
+            self.bm25.index(tokens, show_progress=False)
+
+    @property
+    def articles(self) -> dict[str, dict]:
+        return self.stored.manifest["articles"]
+
+    @property
+    def size(self) -> int:
+        return len(self.stored.chunks)
+
+    def chunks_of(self, article_id: str) -> list[Chunk]:
+        return [c for c in self.stored.chunks if c.article_id == article_id]
+
+    def article_texts(self) -> dict[str, tuple[str, str]]:
+        from ..duplicates import article_texts
+
+        return article_texts(self.stored)
+
+    def _hidden(self, exclude: list[frozenset[str]]) -> int:
+        entries = self.articles
+        return max((sum(entries[a]["chunks"] for a in left_out if a in entries) for left_out in exclude), default=0)
+
+    def dense(self, vectors: np.ndarray, depth: int, exclude: list[frozenset[str]]) -> list[list[Hit]]:
+        chunks = self.stored.chunks
+        if not chunks:
+            return [[] for _ in exclude]
+        scores, ids = self.stored.faiss_index.search(vectors, min(len(chunks), depth + self._hidden(exclude)))
+        return [[Hit(chunks[i], self._titles.get(chunks[i].article_id, ""), float(s), float(s))
+                 for i, s in zip(row_ids, row_scores) if i >= 0 and chunks[i].article_id not in left_out][:depth]
+                for row_ids, row_scores, left_out in zip(ids, scores, exclude)]
+
+    def keyword(self, queries: list[str], vectors: np.ndarray, depth: int, exclude: list[frozenset[str]]) -> list[list[Hit]]:
+        chunks = self.stored.chunks
+        if not chunks:
+            return [[] for _ in queries]
+        hidden = self._hidden(exclude)
+        tokens = self._bm25s.tokenize(queries, stemmer=self._stemmer, show_progress=False, return_ids=False)
+        out = []
+        for q_tokens, vector, left_out in zip(tokens, vectors, exclude):
+            scores = self.bm25.get_scores(q_tokens) if q_tokens else np.zeros(len(chunks))
+            order = np.argsort(-scores, kind="stable")[: depth + hidden]
+            out.append([Hit(chunks[i], self._titles.get(chunks[i].article_id, ""), float(scores[i]),
+                            float(self.stored.vectors[i] @ vector))
+                        for i in order if chunks[i].article_id not in left_out and scores[i] > 0][:depth])
+        return out

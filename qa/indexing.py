@@ -1,0 +1,113 @@
+"""Bringing the index in line with the articles folder, in this process or in a child process.
+
+The child process exists for the chat: embedding a large article takes tens of seconds of CPU, and
+in the serving process it would compete, thread against thread and for the GIL, with every question
+being answered. A child at a lower CPU priority gets what the questions leave, writes the new
+version, and exits (its memory goes with it); the chat then loads that version and swaps it in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+from . import errors
+from .articles import load_articles
+from .config import Settings
+from .embedding import Embedder
+from .stores.embedded import (
+    StoredIndex,
+    UpdateReport,
+    check_current,
+    update_index,
+    writer_lock,
+)
+from .stores.postgres import PostgresStore, is_database_url
+
+WORKERS = ("thread", "process")
+# the child's niceness: at 10 it gets about a tenth of a CPU that questions keep busy, and all of an idle one
+CHILD_NICE = 10
+
+
+def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, progress: bool = False,
+                  locked: bool = False, embed_lock=None, db: PostgresStore | None = None,
+                  ) -> tuple[StoredIndex | PostgresStore, UpdateReport]:
+    """Read the articles folder and update the index under settings.index to match it.
+    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded;
+    `db`: the PostgreSQL store when settings.store names one (else one is opened).
+    A writer reads the folder again once it holds the lock: what it saw while waiting may be stale."""
+    def read():
+        articles, problems = load_articles(settings.articles, settings.max_article_bytes)
+        if not articles:
+            detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
+            raise errors.NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
+                             public="there is no readable article to answer from")
+        return articles, [p.source for p in problems], {p.source: p.reason for p in problems}
+
+    if is_database_url(settings.store):
+        db = db or PostgresStore(settings.store)
+        with nullcontext() if locked else db.writer_lock(settings.lock_timeout):
+            articles, skipped, reasons = read()
+            return db, db.update(articles, embedder, settings.chunk_chars, settings.chunk_overlap, full=full,
+                                 progress=progress, batch_size=settings.batch_size, locked=True,
+                                 skipped=skipped, reasons=reasons)
+    if not locked and not full:
+        articles, skipped, reasons = read()
+        live, report = check_current(settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap,
+                                     skipped, reasons)
+        if report is not None:
+            return live, report  # up to date: no lock, nothing written (a read-only index folder is fine)
+    with nullcontext() if locked else writer_lock(settings.index, settings.lock_timeout):
+        articles, skipped, reasons = read()
+        return update_index(
+            settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
+            full=full, skipped=skipped, progress=progress, batch_size=settings.batch_size, reasons=reasons,
+            locked=True, embed_lock=embed_lock,
+        )
+
+
+def refresh_index_in_child(settings: Settings, full: bool = False, locked: bool = False) -> UpdateReport:
+    """refresh_index() run by a fresh Python process at niceness CHILD_NICE; the caller then loads
+    the version it wrote. A QAError raised in the child is raised here as the same class and message.
+    `locked`: this process holds the writer lock, and the child writes under it.
+    (A plain subprocess rather than multiprocessing: spawn would re-import the caller's main script.)"""
+    job = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+           "full": full, "locked": locked}
+    command = [sys.executable, "-c", "from qa.indexing import _child; _child()"]
+    done = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    sys.stderr.write(done.stderr)  # the child's warnings, as if they were ours
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"the indexing process ended with code {done.returncode} and no result"
+                           f"{': ' + done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}") from None
+    if "error" in result:
+        kind = getattr(errors, result["error"], None)
+        if not (isinstance(kind, type) and issubclass(kind, errors.QAError)):
+            raise RuntimeError(f"the indexing process failed: {result['message']}")
+        raise kind(result["message"], public=result["public"])
+    return UpdateReport(**result["report"])
+
+
+def _child() -> None:
+    try:
+        os.nice(CHILD_NICE)
+    except OSError:  # not allowed here: it still runs, only at the parent's priority
+        pass
+    job = json.loads(sys.stdin.read())
+    values = job["settings"]
+    settings = Settings(**{k: Path(v) if k in ("articles", "index") else v for k, v in values.items()})
+    try:
+        embedder = Embedder(settings.embedder, settings.runtime, settings.runtime_cache or None)
+        _, report = refresh_index(settings, embedder, full=job["full"], locked=job["locked"])
+        result = {"report": report.to_dict()}
+    except errors.QAError as err:
+        result = {"error": type(err).__name__, "message": str(err), "public": err.public}
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which raises it
+        result = {"error": type(err).__name__, "message": f"{type(err).__name__}: {err}"}
+    print(json.dumps(result), flush=True)

