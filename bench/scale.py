@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from qa.articles import Article  # noqa: E402
-from qa.chunking import chunk_article  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
-from qa.retrieval import Retriever  # noqa: E402
-from qa.stores.embedded import EmbeddedSearch, build_faiss, load_index, update_index  # noqa: E402
+from qa.articles import Article
+from qa.chunking import chunk_article
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.retrieval import Retriever
+from qa.stores.embedded import EmbeddedSearch, build_faiss, load_index, update_index
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
@@ -82,7 +82,7 @@ def corpus(target: int, settings: Settings) -> tuple[list[Article], list[tuple[s
     real = sum(len(chunk_article(a, settings.chunk_chars, settings.chunk_overlap)) for a in articles)
     rng, pools, count, n = random.Random(13), list(by_title.items()), real, 0
     while count < target:
-        (source, title), sentences = pools[n % len(pools)]
+        (_, title), sentences = pools[n % len(pools)]
         text = " ".join(rng.sample(sentences, min(5, len(sentences))))
         a = article(f"mixed/{n:06d}.txt", f"{title} (mixed {n})", text)
         articles.append(a)
@@ -221,7 +221,7 @@ def main() -> int:
         # -- the embedded store ----------------------------------------------------------------------
         folder = Path(tmp) / "index"
         before = rss_mb()
-        (stored, report), write_s = timed(update_index, folder, articles, cached, settings.chunk_chars,
+        (stored, _), write_s = timed(update_index, folder, articles, cached, settings.chunk_chars,
                                           settings.chunk_overlap, settings.hnsw_above)
         del stored
         live, load_s = timed(load_index, folder)
@@ -252,7 +252,7 @@ def main() -> int:
             server = None
             url = args.store_url
             if url is None:
-                server = LocalPostgres(folder=Path(tmp) / "pg").init().start()
+                server = LocalPostgres().init().start()   # its own temporary folder, owned by its user
                 url = server.url
             try:
                 store = PostgresStore(url)
@@ -263,7 +263,7 @@ def main() -> int:
                                         "WHERE c.relname IN ('qa_passages', 'qa_articles', 'qa_meta')").fetchone()[0]
                 pg = {"write_s": round(write_s, 1), "build_s_with_embedding": round(write_s + embed_s, 1),
                       "passages_per_s_with_embedding": round(len(chunks) / (write_s + embed_s), 1),
-                      "disk_mb": round(disk / 2**20, 1)}
+                      "disk_mb": round(float(disk) / 2**20, 1)}
                 pg.update(lane_figures(store, embedder, questions, exact, chunk_row))
                 pg.update(question_times(Retriever(store, embedder), questions))
                 fresh = CachedEmbedder(embedder, dict(known))
@@ -281,10 +281,10 @@ def main() -> int:
             finally:
                 if server is not None:
                     server.stop()
+                    shutil.rmtree(server.folder, ignore_errors=True)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.json:
         print(json.dumps(result))
-    shutil.rmtree(Path(tempfile.gettempdir()) / "none", ignore_errors=True)
     return 0
 
 

@@ -41,15 +41,32 @@ def _fail(err: Exception) -> None:
 
 @app.command()
 def index(articles: ArticlesOpt = None, index: IndexOpt = None, store: StoreOpt = None,
-          full: Annotated[bool, typer.Option("--full", help="re-embed every article")] = False, json_out: JsonOpt = False):
+          full: Annotated[bool, typer.Option("--full", help="re-embed every article")] = False, json_out: JsonOpt = False,
+          ray: Annotated[str | None, typer.Option(
+              "--ray", metavar="ADDRESS", help="embed on Ray (the package's scale extra): 'local' starts one on "
+              "this machine for this run; 'auto' joins the one running here (or RAY_ADDRESS); HOST:PORT joins a "
+              "cluster's head")] = None,
+          ray_cpus: Annotated[int | None, typer.Option(
+              "--ray-cpus", min=1, help="with --ray: at most this many CPUs (a local Ray starts with this many); default: all")] = None):
     """Build or update the index (only new and changed articles are embedded)."""
+    from contextlib import nullcontext
+
     from .embedding import Embedder
     from .indexing import refresh_index
 
+    if ray_cpus is not None and ray is None:
+        _fail(ValueError("--ray-cpus goes with --ray"))
     settings = _settings(articles, index, store)
     try:
-        _, report = refresh_index(settings, Embedder(settings.embedder), full=full,
-                                  progress=VERBOSE or sys.stderr.isatty())
+        if ray is None:
+            embedder, running = Embedder(settings.embedder), nullcontext()
+        else:
+            from .distributed import RayEmbedder
+
+            embedder = running = RayEmbedder(settings.embedder, settings.runtime, settings.runtime_cache or None,
+                                             address=ray, cpus=ray_cpus)
+        with running:  # Ray: started or joined before the index is locked, shut down (or left) at the end
+            _, report = refresh_index(settings, embedder, full=full, progress=VERBOSE or sys.stderr.isatty())
     except QAError as err:
         _fail(err)
     typer.echo(json.dumps(report.to_dict()) if json_out else f"{_where(settings)}: {report.summary()}")
@@ -96,6 +113,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
           reader: ReaderOpt = None, limit: Annotated[Optional[int], typer.Option(help="first N questions only")] = None,
           k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages read per question (open mode)")] = None,
           aggregation: Annotated[Optional[bool], typer.Option(help="open mode: judge answers by the fitted aggregation, or by the span gap alone [default: QA_AGGREGATE, off]")] = None,
+          store: Annotated[Optional[str], typer.Option("--store", help="open mode: a postgresql:// URL to index into (its index is REPLACED) [default: a temporary embedded store]")] = None,
           json_out: JsonOpt = False):
     """EM/F1 on a SQuAD-format file: the reader on gold paragraphs, or open retrieval over all paragraphs."""
     from .embedding import Embedder
@@ -106,7 +124,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
         _fail(ValueError(f"--mode must be reader or open, not {mode!r}"))
     if not file.is_file():
         _fail(FileNotFoundError(f"no such file: {file}"))
-    s = Settings.from_env(reader=reader, top_k=k)
+    s = Settings.from_env(reader=reader, top_k=k, store=store or "")  # never QA_STORE: the eval replaces the index
     r = Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
     try:
         if mode == "reader":

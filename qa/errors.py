@@ -62,3 +62,7 @@ class DatabaseError(QAError):
 
 class SchemaMismatch(DatabaseError):
     """The database holds an index schema of another version of this package."""
+
+
+class DistributedError(QAError):
+    """Ray cannot be used for indexing: not installed, no cluster at the address, or a worker failed."""

@@ -30,6 +30,7 @@ from .reader import Calibration, Reader
 from .retrieval import Retriever
 from .squad import Example, read_squad
 from .stores.embedded import EmbeddedSearch, update_index
+from .stores.postgres import PostgresStore, is_database_url
 
 BATCH = 16  # questions read together: their windows share forward passes
 
@@ -115,10 +116,16 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
     by_title: dict[str, set[str]] = {}
     for ex in examples:
         by_title.setdefault(ex.title, set()).add(paragraph_id[ex.context])
-    with tempfile.TemporaryDirectory() as tmp:
-        s = qa_settings
-        stored, _ = update_index(tmp, articles, embedder, s.chunk_chars, s.chunk_overlap, s.hnsw_above, progress=progress)
-    retriever = Retriever(EmbeddedSearch(stored), embedder)
+    s = qa_settings
+    if is_database_url(s.store):  # the PostgreSQL store: the database is overwritten with this corpus
+        search = PostgresStore(s.store)
+        search.update(articles, embedder, s.chunk_chars, s.chunk_overlap, full=True, progress=progress)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            stored, _ = update_index(tmp, articles, embedder, s.chunk_chars, s.chunk_overlap, s.hnsw_above,
+                                     progress=progress)
+        search = EmbeddedSearch(stored)
+    retriever = Retriever(search, embedder)
     k_read = s.top_k
     records = []
     seconds = 0.0

@@ -39,6 +39,7 @@ class LocalPostgres:
 
     def __init__(self, folder: Path | None = None, port: int | None = None, data: Path | None = None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="qa-pg-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.data = data or self.folder / "data"
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None

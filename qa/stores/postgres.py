@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 WRITER_LOCK_KEY = 7_307_405_361   # pg_advisory_lock key of "the qa writer" (any constant shared by all writers)
-EF_SEARCH = 100                    # HNSW candidates per search: recall against speed (bench/scale.py)
+EF_SEARCH = 200                    # HNSW candidates per search: recall against speed (bench/scale.py)
 HNSW_INDEX = ("CREATE INDEX qa_passages_hnsw ON qa_passages USING hnsw (embedding vector_ip_ops) "
-              "WITH (m = 16, ef_construction = 64)")
+              "WITH (m = 16, ef_construction = 100)")
 HNSW_BUILD_MEMORY = "512MB"        # maintenance_work_mem while the graph is built: fits 100k+ vectors
 MIGRATIONS = {  # version -> the statements that bring the previous version to it
     1: [
@@ -300,7 +300,10 @@ class PostgresStore:
                 entry = ArticleEntry(a.sha256, a.title, a.source, a.published, len(chunks[a.id]), a.author, a.site, a.url)
                 cur.execute("INSERT INTO qa_articles (id, sha256, entry) VALUES (%s, %s, %s)",
                             (a.id, a.sha256, json.dumps(asdict(entry), ensure_ascii=False)))
-            with cur.copy("COPY qa_passages (article_id, start_char, end_char, text, embedding) FROM STDIN") as copy:
+            # binary COPY: the vectors go as packed floats (text would format 384 numbers a row in Python)
+            with cur.copy("COPY qa_passages (article_id, start_char, end_char, text, embedding) "
+                          "FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "int4", "int4", "text", "vector"])
                 row = 0
                 for a in articles:
                     for c in chunks[a.id]:
