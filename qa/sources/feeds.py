@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import QAError, StorageError
+from .background import BackgroundLoop
 from .web import FetchError, download, fetch, normalize_url, save
 
 log = logging.getLogger(__name__)
@@ -187,32 +188,24 @@ def poll(settings: Settings, known: dict[str, dict] | None = None, only: str | N
     return PollReport(saved, skipped, errors)
 
 
-class FeedPoller:
+class FeedPoller(BackgroundLoop):
     """Polls the feeds every `interval` seconds in a background thread; `on_new` runs after a poll
     that saved something (QA.update). A failing poll is logged and the next one still happens."""
 
     def __init__(self, settings: Settings, on_new: Callable[[PollReport], None], interval: float | None = None,
                  known: Callable[[], dict[str, dict]] | None = None):
+        super().__init__()
         self.settings = settings
         self.on_new = on_new
         self.interval = settings.feed_interval if interval is None else interval
         self.known = known or (dict)
         self.polls = 0
         self.last_report: PollReport | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> FeedPoller:
-        if self._thread is None and self.interval > 0:
-            self._thread = threading.Thread(target=self._run, name="feed poller", daemon=True)
-            self._thread.start()
-        return self
+    thread_name = "feed poller"
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _enabled(self) -> bool:
+        return self.interval > 0
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -12,22 +12,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .background import BackgroundLoop
 from .files import is_article_path
 
 log = logging.getLogger(__name__)
 
 
-class FolderWatcher:
+class FolderWatcher(BackgroundLoop):
     def __init__(self, folder: str | Path, on_change: Callable[[set[str]], None], quiet_ms: int = 500,
                  max_wait_ms: int = 3000):
+        super().__init__()
         self.folder = Path(folder).resolve()
+        self.thread_name = f"watch {self.folder.name}"
         self.on_change = on_change
         self.quiet_ms = quiet_ms
         self.max_wait_ms = max(max_wait_ms, quiet_ms)
         self.bursts = 0              # how many times on_change ran (tests and the benchmark read it)
-        self._stop = threading.Event()
         self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _relevant(self, change, path: str) -> bool:
         try:
@@ -35,24 +36,8 @@ class FolderWatcher:
         except ValueError:  # not under the folder
             return False
 
-    def start(self) -> FolderWatcher:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"watch {self.folder.name}", daemon=True)
-            self._thread.start()
-            self._ready.wait(5)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> FolderWatcher:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _started(self) -> None:
+        self._ready.wait(5)  # watching before start() returns: a file written next is seen
 
     def _run(self) -> None:
         from watchfiles import watch

@@ -31,7 +31,7 @@ from ..articles import Article
 from ..chunking import Chunk, chunk_article
 from ..embedding import Embedder
 from ..errors import IndexBusy, IndexCorrupt, StorageError
-from .base import ArticleEntry, Hit, UpdateReport, chunking_settings
+from .base import ArticleEntry, Hit, UpdateReport, chunking_settings, plan_changes
 
 log = logging.getLogger(__name__)
 
@@ -316,17 +316,14 @@ def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, 
         for row, c in enumerate(old.chunks):
             old_rows.setdefault(c.article_id, []).append(row)
     old_articles = {} if old is None else old.manifest["articles"]
-
-    report = {"added": [], "changed": [], "removed": [], "unchanged": []}
+    plan = plan_changes({a: e["sha256"] for a, e in old_articles.items()}, articles, full)
+    report = {"added": plan.added, "changed": plan.changed, "removed": plan.removed, "unchanged": plan.unchanged}
     chunks: list[Chunk] = []
     vectors: list[np.ndarray] = []
     to_embed: list[int] = []   # positions in `chunks` that need a vector
     entries = {}
     for article in articles:
-        before = old_articles.get(article.id)
-        kind = "added" if before is None else "unchanged" if before["sha256"] == article.sha256 else "changed"
-        report[kind].append(article.id)
-        if kind == "unchanged" and not full:
+        if article.id not in plan.to_embed:  # unchanged: its passages and vectors carry over
             rows = old_rows.get(article.id, [])
             chunks += [old.chunks[r] for r in rows]
             vectors += [old.vectors[r] for r in rows]
@@ -339,7 +336,6 @@ def _diff(old: StoredIndex | None, articles: list[Article], embedder: Embedder, 
             count = len(new)
         entries[article.id] = asdict(ArticleEntry(article.sha256, article.title, article.source, article.published, count,
                                                          article.author, article.site, article.url))
-    report["removed"] = sorted(set(old_articles) - set(entries))
 
     if old is not None and not full and not to_embed and not report["removed"]:
         # nothing to do: keep the live version, write nothing
