@@ -172,3 +172,13 @@ def test_a_database_without_pgvector_rights_is_named(postgres, embedder, reader)
     with pytest.raises(DatabaseError, match="pgvector"):
         QA(settings=Settings.from_env(articles=SEEDS), embedder=embedder, reader=reader, store=url)
     assert rows(url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qa_%'") == [(0,)]
+
+
+def test_the_chat_s_child_process_indexes_into_postgres(pg_qa, database):
+    """As the chat does (QA_INDEX_WORKER=process): the child writes under the parent's advisory lock."""
+    qa = pg_qa(index_worker="process")
+    article = qa.add_article("harbour.txt", HARBOUR.encode())
+    assert qa.last_report.added == [article]
+    assert qa.answer("Who directs the Port Ellis harbour festival?").text == "Mara Quist"
+    qa.remove_article(article)
+    assert rows(database, "SELECT count(*) FROM qa_articles WHERE id = 'harbour.txt'") == [(0,)]
