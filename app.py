@@ -17,6 +17,7 @@ import gradio as gr
 from qa import QA, Answer, ArticleRejected, InvalidQuestion, QAError
 from qa.articles import SUFFIXES
 from qa.config import Settings, format_size
+from qa.stores import describe
 
 # Gradio's own face, with the bold weight it ships but does not declare: without it, bold headings
 # fall back to a thinner synthetic bold
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")), help="[default: 7860, or QA_PORT]")
     parser.add_argument("--articles", help="articles folder [default: seeds, or QA_ARTICLES]")
     parser.add_argument("--index", help="index folder [default: index, or QA_INDEX]")
+    parser.add_argument("--store", help="a postgresql:// URL (or a folder) holding the index [default: QA_STORE, else --index]")
     parser.add_argument("--read-only", action="store_true", default=os.environ.get("QA_READ_ONLY", "") in ("1", "true", "yes"),
                         help="no add/remove controls and no such API [or QA_READ_ONLY=1]")
     parser.add_argument("--auth", default=os.environ.get("QA_AUTH"), metavar="USER:PASSWORD",
@@ -325,11 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # a chat indexes in a child process at a lower priority, so questions keep their pace (QA_INDEX_WORKER)
         worker = {} if "QA_INDEX_WORKER" in os.environ else {"index_worker": "process"}
-        qa = QA(articles=args.articles, index=args.index, settings=Settings.from_env(**worker))
+        qa = QA(articles=args.articles, index=args.index, settings=Settings.from_env(**worker), store=args.store)
         if qa.last_report is not None:
-            print(f"Index {qa.settings.index}: {qa.last_report.summary()}", flush=True)
+            print(f"Index {describe(qa.settings)}: {qa.last_report.summary()}", flush=True)
         else:
-            print(f"Index {qa.settings.index}: loaded as it is (QA_AUTO_UPDATE is off)", flush=True)
+            print(f"Index {describe(qa.settings)}: loaded as it is (QA_AUTO_UPDATE is off)", flush=True)
         qa.reader.model  # load the reader now: a missing model fails here, not at the first question
     except QAError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -82,9 +82,9 @@ def _settings(articles: Path | None, index: Path | None, store: str | None, **ov
 
 
 def _where(settings: Settings) -> str:
-    from .stores.postgres import describe_url, is_database_url
+    from .stores import describe
 
-    return describe_url(settings.store) if is_database_url(settings.store) else str(settings.index)
+    return describe(settings)
 
 
 @app.command()
