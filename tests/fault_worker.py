@@ -2,6 +2,8 @@
 
     python tests/fault_worker.py kill POINT ARTICLES INDEX   # update the index, SIGKILL itself at POINT
     python tests/fault_worker.py unwritable ARTICLES INDEX   # add/remove with the index folder unwritable
+    python tests/fault_worker.py pg-kill N ARTICLES URL      # update a PostgreSQL store, SIGKILL itself once the
+                                                             # Nth article's rows are written, before its commit
 
 The kill points wrap the store's own steps, so the process dies exactly there, as with kill -9.
 """
@@ -89,6 +91,23 @@ def main() -> int:
         out["answer"] = qa.answer("Who designed the Port Ellis lighthouse?").article
         print(json.dumps(out))
         return 0
+    if mode == "pg-kill":
+        from qa.stores.postgres import PostgresStore
+
+        n, articles, url = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        insert, calls = PostgresStore._insert, []
+
+        def dying(*a):
+            calls.append(1)
+            insert(*a)
+            if len(calls) == n:
+                die()  # the article's rows are written, its transaction not committed
+
+        PostgresStore._insert = staticmethod(dying)
+        settings = Settings.from_env(articles=articles, store=url)
+        refresh_index(settings, Embedder(settings.embedder))
+        print("finished without being killed")
+        return 3
     raise SystemExit(f"unknown mode {mode}")
 
 

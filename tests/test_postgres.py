@@ -182,3 +182,25 @@ def test_the_chat_s_child_process_indexes_into_postgres(pg_qa, database):
     assert qa.answer("Who directs the Port Ellis harbour festival?").text == "Mara Quist"
     qa.remove_article(article)
     assert rows(database, "SELECT count(*) FROM qa_articles WHERE id = 'harbour.txt'") == [(0,)]
+
+
+def test_a_writer_killed_mid_update_leaves_whole_articles(pg_qa, database):
+    """kill -9 once the third of five new articles' rows are written, before its commit: the two before
+    it are in, whole; the third is not there at all; the next update completes the rest."""
+    qa = pg_qa()
+    folder = qa.settings.articles
+    for i in range(5):
+        (folder / f"note-{i}.txt").write_text(f"Note {i}\n\nThe harbour festival number {i} takes place in "
+                                              f"Port Ellis on {i + 10} June.\n", encoding="utf-8")
+    worker = PACKAGE_ROOT / "tests" / "fault_worker.py"
+    done = subprocess.run([sys.executable, str(worker), "pg-kill", "3", str(folder), database],
+                          capture_output=True, text=True, timeout=300, env=env())
+    assert done.returncode == -9, done.stdout + done.stderr[-2000:]
+    counted = dict(rows(database, "SELECT article_id, count(*) FROM qa_passages GROUP BY article_id"))
+    manifest = {i: e["chunks"] for i, e in rows(database, "SELECT id, entry FROM qa_articles")}
+    assert counted == manifest and len(manifest) == 1 + 2  # the seed article and two whole notes
+    report = qa.update()
+    assert len(report.added) == 3 and report.chunks_embedded == 3
+    counted = dict(rows(database, "SELECT article_id, count(*) FROM qa_passages GROUP BY article_id"))
+    assert counted == {i: e["chunks"] for i, e in qa.articles.items()} and len(counted) == 6
+    assert qa.answer("When does harbour festival number 2 take place?").text == "12 June"
