@@ -19,9 +19,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import QA, QAError, Settings
-from qa.stores import embedded as store
 from qa.embedding import Embedder
 from qa.indexing import refresh_index
+from qa.stores import embedded as store
 
 
 def die() -> None:

@@ -110,7 +110,7 @@ def test_two_concurrent_index_runs(tmp_path, database):
     assert [p.returncode for p in procs] == [0, 0], outputs
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     # one writer at a time: the second found the first's work done, and embedded nothing again
-    assert sorted(r["chunks_embedded"] for r in reports)[0] == 0
+    assert min(r["chunks_embedded"] for r in reports) == 0
     assert sorted(len(r["added"]) for r in reports) == [0, 4]
     counted = dict(rows(database, "SELECT article_id, count(*) FROM qa_passages GROUP BY article_id"))
     manifest = {i: e["chunks"] for i, e in rows(database, "SELECT id, entry FROM qa_articles")}
@@ -194,7 +194,7 @@ def test_a_writer_killed_mid_update_leaves_whole_articles(pg_qa, database):
                                               f"Port Ellis on {i + 10} June.\n", encoding="utf-8")
     worker = PACKAGE_ROOT / "tests" / "fault_worker.py"
     done = subprocess.run([sys.executable, str(worker), "pg-kill", "3", str(folder), database],
-                          capture_output=True, text=True, timeout=300, env=env())
+                          capture_output=True, text=True, timeout=300, env=env(), check=False)
     assert done.returncode == -9, done.stdout + done.stderr[-2000:]
     counted = dict(rows(database, "SELECT article_id, count(*) FROM qa_passages GROUP BY article_id"))
     manifest = {i: e["chunks"] for i, e in rows(database, "SELECT id, entry FROM qa_articles")}
