@@ -34,18 +34,17 @@ CHILD_NICE = 10
 
 
 def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, progress: bool = False,
-                  locked: bool = False, embed_lock=None, db: PostgresStore | None = None,
+                  locked: bool = False, db: PostgresStore | None = None,
                   ) -> tuple[StoredIndex | PostgresStore, UpdateReport]:
     """Read the articles folder and update the index under settings.index to match it.
-    `locked`: the caller holds the index's writer lock; `embed_lock`: taken for each batch embedded;
-    `db`: the PostgreSQL store when settings.store names one (else one is opened).
+    `locked`: the caller holds the index's writer lock; `db`: the PostgreSQL store when settings.store names one (else one is opened).
     A writer reads the folder again once it holds the lock: what it saw while waiting may be stale."""
     def read():
         articles, problems = load_articles(settings.articles, settings.max_article_bytes)
         if not articles:
             detail = f" ({len(problems)} unreadable file(s): {', '.join(p.source for p in problems)})" if problems else ""
             raise errors.NoArticles(f"no readable .txt, .md or .html article in {settings.articles}{detail}",
-                             public="there is no readable article to answer from")
+                                    public="there is no readable article to answer from")
         return articles, [p.source for p in problems], {p.source: p.reason for p in problems}
 
     if is_database_url(settings.store):
@@ -66,7 +65,7 @@ def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, pr
         return update_index(
             settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
             full=full, skipped=skipped, progress=progress, batch_size=settings.batch_size, reasons=reasons,
-            locked=True, embed_lock=embed_lock,
+            locked=True,
         )
 
 
@@ -78,7 +77,8 @@ def refresh_index_in_child(settings: Settings, full: bool = False, locked: bool 
     job = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
            "full": full, "locked": locked}
     command = [sys.executable, "-c", "from qa.indexing import _child; _child()"]
-    done = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent,
+    done = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parent.parent,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     sys.stderr.write(done.stderr)  # the child's warnings, as if they were ours
     try:

@@ -60,43 +60,6 @@ class Answer:
         return out
 
 
-class _FairLock:
-    """A re-entrant lock granted in arrival order. Questions and an update's embedding batches take
-    it in turn, so a long update cannot starve the questions, nor a busy chat the update."""
-
-    def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
-        self._next_ticket = 0
-        self._serving = 0
-        self._owner: int | None = None
-        self._depth = 0
-
-    def acquire(self) -> bool:
-        me = threading.get_ident()
-        with self._cond:
-            if self._owner == me:
-                self._depth += 1
-                return True
-            ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
-            while ticket != self._serving:
-                self._cond.wait()
-            self._owner, self._depth = me, 1
-        return True
-
-    def release(self) -> None:
-        with self._cond:
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._serving += 1
-                self._cond.notify_all()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
 def _give_memory_back() -> None:
     """Freed index data stays in the C allocator's free lists unless it is trimmed; without this the
     process keeps the memory of a large article long after it is removed."""
@@ -139,11 +102,8 @@ class QA:
         self.embedder = embedder or Embedder(s.embedder, s.runtime, s.runtime_cache or None)
         self.reader = reader or Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size,
                                        s.runtime, s.runtime_cache or None)
-        # _lock: granted in arrival order, taken by an update for each turn of embedding (and by any
-        # caller that wants its model calls to take turns with an update's); _swap: the live index's
-        # reference, held only to read or replace it. Updates build the new index without _swap, so
-        # questions go on being answered from the old one meanwhile.
-        self._lock = _FairLock()
+        # _swap: the live index's reference, held only to read or replace it. Updates build the new
+        # index without it, so questions go on being answered from the old one meanwhile.
         self._swap = threading.Lock()
         self._search: EmbeddedSearch | PostgresStore | None = None   # the live index's search side
         self._retriever: Retriever | None = None
@@ -288,8 +248,7 @@ class QA:
         if self.settings.index_worker == "process" and not progress:
             report = refresh_index_in_child(self.settings, full=full, locked=locked)
             return self._db or load_index(self.settings.index), report
-        return refresh_index(self.settings, self.embedder, full=full, progress=progress, locked=locked,
-                             embed_lock=self._lock, db=self._db)
+        return refresh_index(self.settings, self.embedder, full=full, progress=progress, locked=locked, db=self._db)
 
     def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
         """While a chat runs: watch the articles folder (a change is indexed within seconds, a burst

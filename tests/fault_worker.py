@@ -13,12 +13,11 @@ import json
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from qa import QA, QAError, Settings
+from qa import QA, QAError, Settings, runtime
 from qa.embedding import Embedder
 from qa.indexing import refresh_index
 from qa.stores import embedded as store
@@ -31,14 +30,14 @@ def die() -> None:
 def kill_at(point: str) -> None:
     if point == "embedding":  # after the first batch of the new article's passages
         calls = []
-        embed = Embedder.embed
+        run = runtime.OnnxEncoder.run
 
-        def dying(self, texts, *a, **k):
+        def dying(self, tokens):
             calls.append(1)
             if len(calls) == 2:
                 die()
-            return embed(self, texts, *a, **k)
-        Embedder.embed = dying
+            return run(self, tokens)
+        runtime.OnnxEncoder.run = dying
     elif point == "files-written":  # the new version half written in its .tmp- folder
         write = store.faiss.write_index
 
@@ -65,7 +64,7 @@ def main() -> int:
         point, articles, index = sys.argv[2:5]
         kill_at(point)
         settings = Settings.from_env(articles=articles, index=index, batch_size=2)
-        refresh_index(settings, Embedder(settings.embedder), embed_lock=threading.Lock())
+        refresh_index(settings, Embedder(settings.embedder, "onnx"))
         print("finished without being killed")
         return 3
     if mode == "unwritable":

@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 LOCK_FILE = ".writer.lock"
 HOLDER_FILE = ".writer.pid"   # who holds the lock, for the waiting message only
-# passages embedded per turn of the model lock while questions are being answered: about 0.3 s on
-# a small CPU, the longest a question waits for an update
-EMBED_TURN = 8
 
 
 @dataclass
@@ -202,18 +199,6 @@ def _leftovers(root: Path, live: StoredIndex | None) -> bool:
         return False
 
 
-def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: bool, embed_lock) -> np.ndarray:
-    """Vectors for `texts`. With `embed_lock`, one batch at a time under that lock, so that the
-    questions answered meanwhile (which take the same lock) wait for one batch at most."""
-    if embed_lock is None or not texts:
-        return embedder.embed(texts, batch_size=batch_size, progress=progress)
-    parts, step = [], min(batch_size, EMBED_TURN)
-    for lo in range(0, len(texts), step):
-        with embed_lock:
-            parts.append(embedder.embed(texts[lo: lo + step], batch_size=step))
-    return np.vstack(parts)
-
-
 def update_index(
     root: str | Path,
     articles: list[Article],
@@ -228,7 +213,6 @@ def update_index(
     reasons: dict[str, str] | None = None,
     locked: bool = False,
     lock_timeout: float = 600.0,
-    embed_lock=None,
 ) -> tuple[StoredIndex, UpdateReport]:
     """Bring the index under `root` in line with `articles`: only new and changed articles are
     embedded; a different embedder or chunking (or `full`) re-embeds everything; a corrupt index
@@ -260,7 +244,7 @@ def update_index(
                 pass
             return stored, report
         chunks, to_embed, vectors, entries, report, full = report
-        fresh = _embed(embedder, [chunks[i].text for i in to_embed], batch_size, progress, embed_lock)
+        fresh = embedder.embed([chunks[i].text for i in to_embed], batch_size=batch_size, progress=progress)
         for i, v in zip(to_embed, fresh):
             vectors[i] = v
         del fresh
@@ -365,10 +349,6 @@ class EmbeddedSearch:
     @property
     def articles(self) -> dict[str, dict]:
         return self.stored.manifest["articles"]
-
-    @property
-    def size(self) -> int:
-        return len(self.stored.chunks)
 
     def chunks_of(self, article_id: str) -> list[Chunk]:
         return [c for c in self.stored.chunks if c.article_id == article_id]

@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from urllib.parse import urlsplit
 
@@ -257,7 +257,7 @@ class PostgresStore:
         and written, each in one transaction (delete + insert); removed ones deleted. A different
         embedder or chunking (or `full`) rewrites everything in one transaction."""
         started = time.perf_counter()
-        with self.writer_lock(lock_timeout) if not locked else _nothing():
+        with self.writer_lock(lock_timeout) if not locked else nullcontext():
             meta = self.meta()
             settings = chunking_settings(chunk_chars, chunk_overlap)
             full = full or meta.get("embedder") != embedder.id or meta.get("chunking") != settings
@@ -273,9 +273,9 @@ class PostgresStore:
             with self.pool.connection() as conn:
                 if full:
                     with conn.transaction():  # everything or nothing
-                        self._set_dimension(conn, embedder.dim)
                         # the HNSW graph is built once after the rows are in: much faster than row by row
                         conn.execute("DROP INDEX IF EXISTS qa_passages_hnsw")
+                        self._set_dimension(conn, embedder.dim)
                         conn.execute("DELETE FROM qa_articles")
                         self._insert(conn, todo, chunks, vectors)
                         conn.execute(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'")
@@ -284,11 +284,9 @@ class PostgresStore:
                     conn.execute("ANALYZE qa_passages")  # fresh statistics: the planner's, and keyword()'s corpus size
                 else:
                     row = 0
-                    for article in todo:
+                    for article in todo:  # same embedder as the rows already there (else `full`): same dimension
                         n = len(chunks[article.id])
                         with conn.transaction():  # one article at a time: a question sees it whole or not at all
-                            if row == 0:
-                                self._set_dimension(conn, embedder.dim)
                             conn.execute("DELETE FROM qa_articles WHERE id = %s", (article.id,))
                             self._insert(conn, [article], chunks, vectors[row: row + n])
                         row += n
@@ -302,16 +300,14 @@ class PostgresStore:
                             skipped=skipped or [], reasons=reasons or {}, chunks_embedded=len(texts),
                             chunks_total=total, full_rebuild=full, seconds=time.perf_counter() - started)
 
-    def _set_dimension(self, conn, dim: int) -> None:
-        """The vector column takes the embedder's dimension, with its HNSW index (built once, kept up to date)."""
+    @staticmethod
+    def _set_dimension(conn, dim: int) -> None:
+        """The vector column takes the embedder's dimension (a rebuild, with the HNSW index dropped, calls this)."""
         current = conn.execute("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'qa_passages'::regclass "
                                "AND attname = 'embedding'").fetchone()[0]
-        if current == dim:
-            return
-        conn.execute("DROP INDEX IF EXISTS qa_passages_hnsw")
-        conn.execute("DELETE FROM qa_passages")
-        conn.execute(f"ALTER TABLE qa_passages ALTER COLUMN embedding TYPE vector({int(dim)})")
-        conn.execute(HNSW_INDEX)
+        if current != dim:
+            conn.execute("DELETE FROM qa_passages")
+            conn.execute(f"ALTER TABLE qa_passages ALTER COLUMN embedding TYPE vector({int(dim)})")
 
     @staticmethod
     def _insert(conn, articles: list[Article], chunks: dict[str, list[Chunk]], vectors: np.ndarray) -> None:
@@ -336,11 +332,6 @@ class PostgresStore:
                            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}.items():
             conn.execute("INSERT INTO qa_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          (key, json.dumps(value)))
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def _first_line(err: Exception) -> str:
