@@ -159,7 +159,7 @@ def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data"
     r = Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
     calibration, stats = run(examples, s, Embedder(s.embedder), r, answer_rate)
     out = save_calibration(s.reader_path, calibration, stats, f"{CALIBRATION_FILE}: {len(examples)} held-out questions")
-    typer.echo(f"wrote {out}: {calibration} {stats}")
+    typer.echo(f"wrote {out}: {calibration} {({k: v for k, v in stats.items() if k != 'stop_table'})}")
 
 
 @app.command()
@@ -172,6 +172,8 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           headline_rate: Annotated[float, typer.Option(help="share of contexts given a headline line")] = 0.3,
           max_steps: Annotated[int, typer.Option(help="stop at this step (the schedule ends there); 0 = epochs")] = 0,
           checkpoint_every: int = 200,
+          seed: Annotated[int, typer.Option(help="data order and headline sampling; a new seed for a continued run sees a new order")] = 13,
+          skip_batches: Annotated[int, typer.Option(help="start this many batches into the seed's data order (continue a finished run on data it has not seen)")] = 0,
           snapshots: Annotated[str, typer.Option(help="comma-separated steps to keep a copy at (learning curve)")] = "",
           threads: int = 0):
     """Fine-tune the extractive reader (resumable)."""
@@ -183,7 +185,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
     cfg = TrainConfig(base=base, data=files, out=str(out), work=str(work), epochs=epochs, batch_size=batch_size,
                       lr=lr, max_length=max_length, stride=stride, threads=threads,
                       distractors=distractors, headline_rate=headline_rate, max_steps=max_steps,
-                      checkpoint_every=checkpoint_every,
+                      checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,
                       snapshots=[int(x) for x in snapshots.split(",") if x.strip()])
     run(cfg)
 
