@@ -23,6 +23,7 @@ class _Request:
     question: str
     contexts: Sequence[str]
     n_best: int
+    early: object = None  # reader.EarlyStop or None
     wake: threading.Event = field(default_factory=threading.Event)  # set once: finished, or made leader
     finished: bool = False
     leader: bool = False
@@ -40,8 +41,8 @@ class ReadBatcher:
         self.passes = 0                      # read_many calls made, and questions read by them (for tests/bench)
         self.questions = 0
 
-    def read(self, question: str, contexts: Sequence[str], n_best: int = 20):
-        request = _Request(question, list(contexts), n_best)
+    def read(self, question: str, contexts: Sequence[str], n_best: int = 20, early=None):
+        request = _Request(question, list(contexts), n_best, early)
         with self._lock:
             self._pending.append(request)
             if not self._leading:
@@ -74,7 +75,7 @@ class ReadBatcher:
 
     def _alone(self, r: _Request):
         try:
-            return self.reader.read_many([r.question], [r.contexts], r.n_best)[0]
+            return self.reader.read_many([r.question], [r.contexts], r.n_best, r.early)[0]
         except Exception as err:  # noqa: BLE001 - this caller's error
             r.error = err
             return None
@@ -87,12 +88,13 @@ class ReadBatcher:
 
     def _run(self, batch: list[_Request]) -> None:
         try:
-            groups: dict[int, list[_Request]] = {}  # read_many takes one n_best for all
+            groups: dict[tuple, list[_Request]] = {}  # read_many takes one n_best and one early stop for all
             for r in batch:
-                groups.setdefault(r.n_best, []).append(r)
-            for n_best, group in groups.items():
+                groups.setdefault((r.n_best, r.early), []).append(r)
+            for (n_best, early), group in groups.items():
                 try:
-                    readings = self.reader.read_many([r.question for r in group], [r.contexts for r in group], n_best)
+                    readings = self.reader.read_many([r.question for r in group], [r.contexts for r in group],
+                                                     n_best, early)
                 except Exception:
                     if len(group) == 1:
                         raise

@@ -22,7 +22,12 @@ class Settings:
     reader: str = ""
     chunk_chars: int = 900          # passage size; a SQuAD paragraph is about 700 characters
     chunk_overlap: int = 200        # characters shared by neighbouring passages (whole sentences)
-    top_k: int = 5                  # passages read per question
+    top_k: int = 5                  # passages read per question (at most)
+    # early stop: read the first `read_first` passages, the others only when the best span there scores
+    # below `stop_score` (None = the reader's calibrated value, see `qa calibrate`; none = read all).
+    # It never changes whether an answer is given, only rarely which: bench/read_policy.py. 0 = read all.
+    read_first: int = 2
+    stop_score: float | None = None
     window_tokens: int = 384        # reader window
     window_stride: int = 128        # tokens shared by neighbouring windows
     max_answer_tokens: int = 30

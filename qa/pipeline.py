@@ -26,7 +26,7 @@ from .errors import (
 )
 from .indexing import WORKERS, refresh_index, refresh_index_in_child
 from .metadata import asked_field, fact, metadata_of
-from .reader import Calibration, Reader, Reading
+from .reader import Calibration, EarlyStop, Reader, Reading
 from .retrieval import Passage, Retriever
 from .stores.base import UpdateReport
 from .stores.embedded import EmbeddedSearch, StoredIndex, load_index, writer_lock
@@ -400,8 +400,14 @@ class QA:
         about = self._about_article(question, passages)  # "When was it published?": from the metadata
         if about is not None:
             return about
-        reading = self.reader.read(question, [p.chunk.text for p in passages])
+        reading = self.reader.read(question, [p.chunk.text for p in passages], early=self.early_stop)
         return self._with_sources(self.decide(reading, passages))
+
+    @property
+    def early_stop(self) -> EarlyStop | None:
+        """The reading policy of the settings and the reader's calibration; None = read every passage.
+        Off with the aggregation: its support and rank evidence need every passage read."""
+        return early_stop(self.settings, self.reader.calibration)
 
     def decide(self, reading: Reading, passages: list[Passage]) -> Answer:
         return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold,
@@ -449,6 +455,14 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
             context_start=closest.chunk.start if closest else None, alternatives=tuple(answers[:3]),
         )
     return replace(answers[0], alternatives=tuple(answers[1:4]))
+
+
+def early_stop(settings: Settings, calibration: Calibration) -> EarlyStop | None:
+    score = calibration.stop_score if settings.stop_score is None else settings.stop_score
+    if settings.read_first <= 0 or settings.aggregate or score == math.inf:
+        return None
+    threshold = calibration.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold
+    return EarlyStop(settings.read_first, score, threshold)
 
 
 _default: QA | None = None

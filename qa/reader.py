@@ -58,11 +58,62 @@ class Calibration:
     # the abstention threshold on that combined log-odds; () = rank by the span gap alone
     combine: tuple[float, ...] = ()
     combine_threshold: float = 0.0
+    # early stop (EarlyStop): the span score above which the first passages' answer is final; inf = read all
+    stop_score: float = math.inf
 
     def confidence(self, gap: float) -> float:
         if gap == -math.inf:
             return 0.0
         return 1.0 / (1.0 + math.exp(-(self.platt_a * gap + self.platt_b)))
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Read the first `first` passages; the others only when the best span found there scores below
+    `score` (start + end logit) or beats "no answer" by less than `min_gap` (the abstention threshold).
+    Reading more can only raise the best span and lower the no-answer score, so a stop never changes
+    whether the reader answers, only (rarely) which answer. The span's own score, not its gap, says
+    whether a later passage could beat it: a distractor's gap is often high only because its no-answer
+    score is low (bench/read_policy.py)."""
+
+    first: int
+    score: float
+    min_gap: float
+
+    def done(self, reading: Reading) -> bool:
+        return bool(reading.spans) and reading.spans[0].score >= self.score and reading.gap >= self.min_gap
+
+
+class _Found:
+    """Spans and no-answer scores gathered per question while its passages are read."""
+
+    def __init__(self, n: int):
+        self.spans: list[list[Span]] = [[] for _ in range(n)]
+        self.nulls = [math.inf] * n
+
+    def reading(self, qi: int, n_best: int) -> Reading:
+        best: dict[tuple[int, int, int], Span] = {}
+        for sp in sorted(self.spans[qi], key=lambda x: -x.score):
+            best.setdefault((sp.context, sp.start, sp.end), sp)  # same span seen in two windows: keep once
+        null = self.nulls[qi]
+        return Reading(list(best.values())[:n_best], null if null < math.inf else 0.0)
+
+
+def merge_readings(readings: Sequence[Reading], n_best: int = 20) -> Reading:
+    """What reading these contexts together gives, from each read alone (context i <- readings[i]).
+    Exact where a window's logits depend on that window only (the ONNX runtime)."""
+    from dataclasses import replace
+
+    spans = sorted((replace(sp, context=i) for i, r in enumerate(readings) for sp in r.spans), key=lambda x: -x.score)
+    return Reading(spans[:n_best], min((r.null_score for r in readings), default=0.0))
+
+
+def passages_needed(readings: Sequence[Reading], early: EarlyStop | None) -> int:
+    """How many of these passages (each read alone, in retrieval order) `early` has the reader read:
+    the rule of Reader.read_many, replayed (evaluation, calibration)."""
+    if early is None or early.first <= 0 or early.first >= len(readings):
+        return len(readings)
+    return early.first if early.done(merge_readings(readings[: early.first])) else len(readings)
 
 
 def _inside_word(text: str, boundary: int) -> bool:
@@ -142,43 +193,46 @@ class Reader:
         path = Path(self.ref).expanduser() / "calibration.json"
         if path.exists():
             fields = json.loads(path.read_text())
-            known = {k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b", "combine_threshold") if k in fields}
+            known = {k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b", "combine_threshold", "stop_score")
+                     if k in fields and fields[k] is not None}
             return Calibration(**known, combine=tuple(fields.get("combine", ())))
         return Calibration()
 
-    def read(self, question: str, contexts: Sequence[str], n_best: int = 20) -> Reading:
+    def read(self, question: str, contexts: Sequence[str], n_best: int = 20, early: EarlyStop | None = None) -> Reading:
         """One question; callers on other threads at the same moment share the pass (qa/batching.py)."""
-        return self.queue.read(question, contexts, n_best)
+        return self.queue.read(question, contexts, n_best, early)
 
-    def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 20) -> list[Reading]:
+    def read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int = 20,
+                  early: EarlyStop | None = None) -> list[Reading]:
         """Read each question against its contexts in one pass (one thread at a time: the fast
-        tokenizer must not be shared between threads)."""
+        tokenizer must not be shared between threads). `early`: read the first contexts, the rest only
+        for the questions still in doubt."""
         with self._busy:
-            return self._read_many(questions, contexts, n_best)
+            found = _Found(len(questions))
+            first = early.first if early is not None and early.first > 0 else None
+            self._read_pairs(questions, contexts, found, n_best,
+                             [(qi, ci) for qi, ctxs in enumerate(contexts) for ci in range(len(ctxs))
+                              if first is None or ci < first])
+            if first is not None:
+                doubtful = [qi for qi, ctxs in enumerate(contexts)
+                            if len(ctxs) > first and not early.done(found.reading(qi, n_best))]
+                self._read_pairs(questions, contexts, found, n_best,
+                                 [(qi, ci) for qi in doubtful for ci in range(first, len(contexts[qi]))])
+            return [found.reading(qi, n_best) for qi in range(len(questions))]
 
-    def _read_many(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], n_best: int) -> list[Reading]:
-        pair_q, pair_c, owner = [], [], []  # one entry per (question, context) pair
-        for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
-            for ci, c in enumerate(ctxs):
-                pair_q.append(q)
-                pair_c.append(c)
-                owner.append((qi, ci))
-        windows = make_windows(self.tokenizer, pair_q, pair_c, self.max_length, self.stride) if pair_q else []
+    def _read_pairs(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], found: _Found, n_best: int,
+                    pairs: list[tuple[int, int]]) -> None:
+        """Read the (question, context) pairs given, all windows in one call, into `found`."""
+        if not pairs:
+            return
+        windows = make_windows(self.tokenizer, [questions[qi] for qi, _ in pairs],
+                               [contexts[qi][ci] for qi, ci in pairs], self.max_length, self.stride)
         starts, ends = self._logits(windows)
-        spans: list[list[Span]] = [[] for _ in questions]
-        nulls = [math.inf] * len(questions)
         for w, s, e in zip(windows, starts, ends):
-            qi, ci = owner[w.example]
+            qi, ci = pairs[w.example]
             null = float(s[0] + e[0])
-            nulls[qi] = min(nulls[qi], null)
-            spans[qi] += self._best_spans(w, s, e, ci, pair_c[w.example], null, n_best)
-        readings = []
-        for qi in range(len(questions)):
-            best: dict[tuple[int, int, int], Span] = {}
-            for sp in sorted(spans[qi], key=lambda x: -x.score):
-                best.setdefault((sp.context, sp.start, sp.end), sp)  # same span seen in two windows: keep once
-            readings.append(Reading(list(best.values())[:n_best], nulls[qi] if nulls[qi] < math.inf else 0.0))
-        return readings
+            found.nulls[qi] = min(found.nulls[qi], null)
+            found.spans[qi] += self._best_spans(w, s, e, ci, contexts[qi][ci], null, n_best)
 
     def _logits(self, windows: list[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start and end logits per window, from the runtime's session."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from qa.errors import ModelLoadError
-from qa.reader import Reader
+from qa.reader import EarlyStop, Reader, merge_readings, passages_needed
 from qa.windows import make_windows
 
 from .conftest import SEEDS, SEED_ARTICLE
@@ -81,3 +81,39 @@ def test_folder_without_weights_is_reported(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="no weights"):
         Reader(str(tmp_path)).model
+
+
+def test_passages_read_alone_merge_to_reading_them_together(reader):
+    """The replay used to choose the early stop (qa/evaluate.py) is exact: reading passages one by one
+    and merging gives what reading them together gives (int8 ONNX: one window per call)."""
+    if not reader.session.row_independent:
+        pytest.skip("the torch runtime pads windows together: results depend on their batch-mates")
+    distractor = ARTICLE[ARTICLE.index("However, lead actor"):ARTICLE.index("Byun further")]
+    contexts = [distractor, FIRST_PARAGRAPHS, ARTICLE[ARTICLE.index("The movie features"):]]
+    question = "Who directed the film?"
+    together = reader.read(question, contexts)
+    alone = [reader.read(question, [c]) for c in contexts]
+    assert merge_readings(alone) == together
+
+
+def test_early_stop_reads_the_rest_only_in_doubt(reader):
+    question = "Who directed the film?"
+    distractor = ARTICLE[ARTICLE.index("However, lead actor"):ARTICLE.index("Byun further")]
+    threshold = reader.calibration.no_answer_threshold
+    sure = [FIRST_PARAGRAPHS, distractor, distractor + " More."]
+    first = reader.read(question, sure[:1])
+    best = first.spans[0].score
+    assert first.gap > threshold
+    # confident after the first passage: the others are not read, so no span comes from them
+    stopped = reader.read(question, sure, early=EarlyStop(1, best - 0.01, threshold))
+    assert stopped == first
+    assert passages_needed([reader.read(question, [c]) for c in sure], EarlyStop(1, best - 0.01, threshold)) == 1
+    # a span scoring below the stop score leaves doubt: every passage is read, as without the early stop
+    everything = reader.read(question, sure)
+    assert reader.read(question, sure, early=EarlyStop(1, best + 0.01, threshold)) == everything
+    # the distractor first: its best span ("Byun Yo-han", an actor) scores well below the director's
+    # name, so the rest is read and the answer still comes from the right passage
+    alone = reader.read(question, [distractor])
+    assert alone.spans[0].score < best - 1
+    late = reader.read(question, [distractor, FIRST_PARAGRAPHS], early=EarlyStop(1, best - 1, threshold))
+    assert late.spans[0].text == "Kang Yun-sung" and late.spans[0].context == 1
