@@ -13,7 +13,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,8 @@ from .config import Settings
 from .distractors import paragraph_articles
 from .embedding import Embedder
 from .metrics import best_score, exact_match, token_f1
-from .pipeline import decide
-from .reader import Calibration, Reader
+from .pipeline import decide, early_stop
+from .reader import Calibration, EarlyStop, Reader, merge_readings, passages_needed
 from .retrieval import Retriever
 from .squad import Example, read_squad
 from .stores.embedded import EmbeddedSearch, update_index
@@ -107,11 +107,13 @@ def whole_articles_of(examples: list[Example]) -> tuple[list[Article], dict[str,
 
 def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
              progress: bool = True, threshold: float | None = None, aggregate: bool = False,
-             whole_articles: bool = False) -> tuple[list[dict], float]:
+             whole_articles: bool = False, early: EarlyStop | None = None) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
     article. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
-    their aggregation features) and seconds per question. `whole_articles`: index each article as
-    one text (its title as a headline, then its paragraphs), cut into passages as real articles are."""
+    their aggregation features, each passage's reading) and seconds per question. `whole_articles`:
+    index each article as one text (its title as a headline, then its paragraphs), cut into passages
+    as real articles are. `early`: the reading policy replayed (qa/reader.py EarlyStop); every passage
+    is read alone, so any other policy can be replayed from the records (`replay`)."""
     articles, paragraph_id = (whole_articles_of if whole_articles else paragraph_articles)(examples)
     by_title: dict[str, set[str]] = {}
     for ex in examples:
@@ -129,39 +131,93 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
     k_read = s.top_k
     records = []
     seconds = 0.0
+
+    def read(part, found):
+        """Each question's passages, each read alone, then the policy's reading of them."""
+        flat = reader.read_many([e.question for e, ps in zip(part, found) for _ in ps],
+                                [[p.chunk.text] for ps in found for p in ps])
+        out, lo = [], 0
+        for ps in found:
+            alone = flat[lo : lo + len(ps)]
+            lo += len(ps)
+            n = passages_needed(alone, early)
+            out.append((alone, n, merge_readings(alone[:n])))
+        return out
+
     for lo in tqdm(range(0, len(examples), BATCH), desc="open eval", unit="batch", disable=not progress):
         part = examples[lo : lo + BATCH]
         started = time.perf_counter()
-        found = retriever.search_many([e.question for e in part], k=max(10, k_read))
-        readings = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps[:k_read]] for ps in found])
-        answers = [decide(r, ps[:k_read], reader.calibration, threshold, aggregate) for r, ps in zip(readings, found)]
+        deeper = retriever.search_many([e.question for e in part], k=max(10, k_read))  # recall@10 too
+        ranks = [[p.chunk.article_id for p in ps] for ps in deeper]
+        found = [ps[:k_read] for ps in deeper]
+        readings = read(part, found)
+        answers = [decide(r, ps[:n], reader.calibration, threshold, aggregate) for (_, n, r), ps in zip(readings, found)]
         seconds += time.perf_counter() - started
         without = retriever.search_many([e.question for e in part], k=k_read,
                                         exclude=[frozenset(by_title[e.title]) for e in part])
-        readings_out = reader.read_many([e.question for e in part], [[p.chunk.text for p in ps] for ps in without])
-        answers_out = [decide(r, ps, reader.calibration, threshold, aggregate) for r, ps in zip(readings_out, without)]
-        for ex, ps, r, a, r_out, a_out, ps_out in zip(part, found, readings, answers, readings_out, answers_out, without):
-            ranked = [p.chunk.article_id for p in ps]
+        readings_out = read(part, without)
+        answers_out = [decide(r, ps[:n], reader.calibration, threshold, aggregate)
+                       for (_, n, r), ps in zip(readings_out, without)]
+        for ex, ranked, ps, (alone, n, r), a, (alone_out, n_out, r_out), a_out, ps_out in zip(
+                part, ranks, found, readings, answers, readings_out, answers_out, without):
             gold = paragraph_id[ex.context]
             records.append({
                 "example": ex, "rank": ranked.index(gold) + 1 if gold in ranked else None,
                 "prediction": a.text or "", "gap": r.gap, "gap_without": r_out.gap,
                 "abstained": a.abstained, "abstained_without": a_out.abstained,
-                "confidence": a.score, "confidence_without": a_out.score,
-                "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:k_read])],
-                "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out)],
+                "confidence": a.score, "confidence_without": a_out.score, "passages_read": n,
+                "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:n])],
+                "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out[:n_out])],
                 # the other ranking (aggregation on/off) on the same readings, for the ablation
-                "other": decide(r, ps[:k_read], reader.calibration, threshold, not aggregate),
-                "other_without": decide(r_out, ps_out, reader.calibration, threshold, not aggregate),
+                "other": decide(r, ps[:n], reader.calibration, threshold, not aggregate),
+                "other_without": decide(r_out, ps_out[:n_out], reader.calibration, threshold, not aggregate),
+                "passages": ps, "alone": alone,   # to replay other reading policies
             })
     return records, seconds / max(1, len(examples))
+
+
+def replay(records: list[dict], calibration: Calibration, early: EarlyStop | None) -> dict:
+    """Another reading policy on the same readings (questions with their article): passages read,
+    answers equal to reading every passage, EM and F1."""
+    read = same = em = f1 = 0
+    for r in records:
+        ps, alone = r["passages"], r["alone"]
+        full = decide(merge_readings(alone), ps, calibration).text
+        n = passages_needed(alone, early)
+        text = full if n == len(ps) else decide(merge_readings(alone[:n]), ps[:n], calibration).text
+        read += n
+        same += text == full
+        em += best_score(exact_match, text or "", r["example"].answers)
+        f1 += best_score(token_f1, text or "", r["example"].answers)
+    k = max(1, len(records))
+    return {"stop_score": early.score if early else None, "passages_read": read / k, "same_as_all": same / k,
+            "exact_match": 100 * em / k, "f1": 100 * f1 / k}
+
+
+STOP_SCORES = tuple(range(21))  # span scores (start + end logits) tried as the early stop
+
+
+def choose_stop_score(records: list[dict], calibration: Calibration, first: int, max_f1_loss: float = 0.3,
+                      min_same: float = 0.96) -> tuple[float, list[dict]]:
+    """The early stop that reads fewest passages while, on these (held-out) records, it loses at most
+    `max_f1_loss` F1 against reading all and gives the same answer as reading all to at least
+    `min_same` of the questions; inf when none qualifies (read every passage). The second condition
+    matters: on F1 alone the lowest stop qualifies on SQuAD paragraphs (more right answers lost and
+    won at random) and flipped one of our seed questions to a wrong name (bench/read_policy.py)."""
+    table = [replay(records, calibration, None)]
+    table += [replay(records, calibration, EarlyStop(first, score, calibration.no_answer_threshold))
+              for score in STOP_SCORES]
+    allowed = [row for row in table[1:] if row["f1"] >= table[0]["f1"] - max_f1_loss and row["same_as_all"] >= min_same]
+    best = min(allowed, key=lambda row: (row["passages_read"], -row["f1"]), default=None)
+    return (best["stop_score"] if best else math.inf), table
 
 
 def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: Reader, limit: int | None = None,
                   progress: bool = True, aggregate: bool = False) -> dict:
     examples = [e for e in read_squad(path) if not e.is_impossible][:limit]
+    early = None if aggregate else early_stop(replace(qa_settings, aggregate=False), reader.calibration)
     records, seconds = open_run(examples, qa_settings, embedder, reader, progress, qa_settings.no_answer_threshold,
-                                aggregate)
+                                aggregate, early=early)
     em = [best_score(exact_match, r["prediction"], r["example"].answers) for r in records]
     f1 = [best_score(token_f1, r["prediction"], r["example"].answers) for r in records]
     recall = {f"recall@{k}": _mean(r["rank"] is not None and r["rank"] <= k for r in records) for k in (1, 5, 10)}
@@ -171,6 +227,10 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
         "abstain_rate_without_article": _mean(r["abstained_without"] for r in records),
         "answer_rate_with_article": _mean(not r["abstained"] for r in records),
         "seconds_per_question": seconds, "top_k": qa_settings.top_k,
+        # the early stop (qa/reader.py EarlyStop) against reading every passage, on the same readings
+        "early_stop": {"first": early.first, "stop_score": early.score} if early else None,
+        "passages_read": _mean(r["passages_read"] for r in records),
+        "read_all": replay(records, reader.calibration, None) if early else None,
         "reliability": reliability(records),
         "other_ranking": {
             "aggregate": not aggregate,
@@ -199,7 +259,7 @@ def reliability(records: list[dict], bins: int = 10) -> list[dict]:
 
 
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-              target_answer_rate: float = 0.96, progress: bool = True) -> tuple[Calibration, dict]:
+              target_answer_rate: float = 0.96, progress: bool = True, max_stop_loss: float = 0.3) -> tuple[Calibration, dict]:
     """Choose the abstention thresholds and fit the confidence on held-out questions, in open mode.
 
     Two scorings are fitted, so either can be used (and compared):
@@ -246,6 +306,9 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
     combine_threshold = float(np.quantile(with_top, 1.0 - target_answer_rate))
     calibration = Calibration(threshold, float(platt.coef_[0][0]), float(platt.intercept_[0]),
                               weights, combine_threshold)
+    # the early stop: how sure the first passages' answer must be for the others to go unread
+    stop_score, stop_table = choose_stop_score(records, calibration, qa_settings.read_first or 2, max_stop_loss)
+    calibration = replace(calibration, stop_score=stop_score)
     without_gaps = np.array([r["gap_without"] for r in records])
     stats = {
         "questions": len(records),
@@ -255,6 +318,10 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
         "combine_answer_rate_with_article": float(np.mean(with_top >= combine_threshold)),
         "combine_abstain_rate_without_article": float(np.mean(without_top < combine_threshold)),
         "target_answer_rate": target_answer_rate,
+        "stop_first": qa_settings.read_first or 2,
+        "stop_max_f1_loss": max_stop_loss,
+        "stop_min_same_answers": 0.96,
+        "stop_table": stop_table,
     }
     return calibration, stats
 
@@ -262,5 +329,7 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
 def save_calibration(folder: str | Path, calibration: Calibration, stats: dict, source: str) -> Path:
     path = Path(folder) / "calibration.json"
     payload = {**calibration.__dict__, "calibrated_on": source, **stats}
+    if payload["stop_score"] == math.inf:
+        payload["stop_score"] = None  # no early stop qualified: read every passage
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
