@@ -306,7 +306,7 @@ def train(cfg: TrainConfig) -> Path:
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     # bf16 pays only where the CPU has bf16 instructions; on an AVX2-only CPU it is emulated and
-    # measured about 50x slower per step than fp32 (2026-11-25: 96 s a step against the 1-2 s expected)
+    # measured 30x slower per step than fp32 (2026-11-25: 96 s a step against 3 s)
     bf16 = bf16_supported()
     print(f"autocast bf16: {'on' if bf16 else 'off (the CPU has no bf16 instructions: fp32)'}")
     model.train()
