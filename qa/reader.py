@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -102,8 +102,6 @@ class _Found:
 def merge_readings(readings: Sequence[Reading], n_best: int = 20) -> Reading:
     """What reading these contexts together gives, from each read alone (context i <- readings[i]).
     Exact where a window's logits depend on that window only (the ONNX runtime)."""
-    from dataclasses import replace
-
     spans = sorted((replace(sp, context=i) for i, r in enumerate(readings) for sp in r.spans), key=lambda x: -x.score)
     return Reading(spans[:n_best], min((r.null_score for r in readings), default=0.0))
 

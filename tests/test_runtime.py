@@ -28,10 +28,11 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def torch_qa(tmp_path_factory, settings):
-    """The whole pipeline on fp32 torch (embedder and reader), over its own copy of seeds/."""
+    """The reference: the whole pipeline on fp32 torch (embedder and reader) reading every retrieved
+    passage (no early stop), over its own copy of seeds/."""
     root = tmp_path_factory.mktemp("torch")
     shutil.copytree(PACKAGE_ROOT / "seeds", root / "articles")
-    s = Settings.from_env(articles=root / "articles", index=root / "index", runtime="torch")
+    s = Settings.from_env(articles=root / "articles", index=root / "index", runtime="torch", read_first=0)
     return QA(settings=s)
 
 
