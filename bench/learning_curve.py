@@ -15,10 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import Settings  # noqa: E402
-from qa.evaluate import evaluate_reader  # noqa: E402
-from qa.reader import Reader  # noqa: E402
-from qa.train import CALIBRATION_FILE, CALIBRATION_TITLES, HELD_OUT  # noqa: E402
+from qa import Settings
+from qa.evaluate import evaluate_reader
+from qa.reader import Reader
+from qa.train import CALIBRATION_FILE, CALIBRATION_TITLES, HELD_OUT
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 

@@ -30,17 +30,23 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from qa import QA, Settings  # noqa: E402
-from qa.distractors import paragraph_articles  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
-from qa.evaluate import STOP_SCORES, choose_stop_score, replay, whole_articles_of  # noqa: E402
-from qa.reader import EarlyStop, Reader  # noqa: E402
-from qa.retrieval import Retriever  # noqa: E402
-from qa.squad import read_squad  # noqa: E402
-from qa.stores.embedded import EmbeddedSearch, update_index  # noqa: E402
-from qa.train import CALIBRATION_FILE, is_calibration  # noqa: E402
+from qa import QA, Settings
+from qa.distractors import paragraph_articles
+from qa.embedding import Embedder
+from qa.evaluate import (
+    STOP_MAX_F1_LOSS,
+    STOP_SCORES,
+    choose_stop_score,
+    replay,
+    whole_articles_of,
+)
+from qa.reader import EarlyStop, Reader
+from qa.retrieval import Retriever
+from qa.squad import read_squad
+from qa.stores.embedded import EmbeddedSearch, update_index
+from qa.train import CALIBRATION_FILE, is_calibration
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 EVAL = DATA / "squad-v1.1-dev-part-eval.json"
@@ -88,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="write every policy's figures here")
     parser.add_argument("--readings", type=Path, help="pickle the per-passage readings here (or load them, if it exists)")
-    parser.add_argument("--max-loss", type=float, default=0.3,
+    parser.add_argument("--max-loss", type=float, default=STOP_MAX_F1_LOSS,
                         help="F1 points the early stop may lose on the calibration set against reading all")
     args = parser.parse_args()
     settings = Settings.from_env()

@@ -195,10 +195,12 @@ def replay(records: list[dict], calibration: Calibration, early: EarlyStop | Non
 
 
 STOP_SCORES = tuple(range(21))  # span scores (start + end logits) tried as the early stop
+STOP_MAX_F1_LOSS = 0.3          # F1 points the chosen early stop may lose against reading all
+STOP_MIN_SAME_ANSWERS = 0.96    # share of questions it must answer as reading all does
 
 
-def choose_stop_score(records: list[dict], calibration: Calibration, first: int, max_f1_loss: float = 0.3,
-                      min_same: float = 0.96) -> tuple[float, list[dict]]:
+def choose_stop_score(records: list[dict], calibration: Calibration, first: int, max_f1_loss: float = STOP_MAX_F1_LOSS,
+                      min_same: float = STOP_MIN_SAME_ANSWERS) -> tuple[float, list[dict]]:
     """The early stop that reads fewest passages while, on these (held-out) records, it loses at most
     `max_f1_loss` F1 against reading all and gives the same answer as reading all to at least
     `min_same` of the questions; inf when none qualifies (read every passage). The second condition
@@ -259,7 +261,7 @@ def reliability(records: list[dict], bins: int = 10) -> list[dict]:
 
 
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
-              target_answer_rate: float = 0.96, progress: bool = True, max_stop_loss: float = 0.3) -> tuple[Calibration, dict]:
+              target_answer_rate: float = 0.96, progress: bool = True, max_stop_loss: float = STOP_MAX_F1_LOSS) -> tuple[Calibration, dict]:
     """Choose the abstention thresholds and fit the confidence on held-out questions, in open mode.
 
     Two scorings are fitted, so either can be used (and compared):
@@ -307,7 +309,8 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
     calibration = Calibration(threshold, float(platt.coef_[0][0]), float(platt.intercept_[0]),
                               weights, combine_threshold)
     # the early stop: how sure the first passages' answer must be for the others to go unread
-    stop_score, stop_table = choose_stop_score(records, calibration, qa_settings.read_first or 2, max_stop_loss)
+    first = qa_settings.read_first or 2  # QA_READ_FIRST=0 (read all) still calibrates the default stop
+    stop_score, stop_table = choose_stop_score(records, calibration, first, max_stop_loss)
     calibration = replace(calibration, stop_score=stop_score)
     without_gaps = np.array([r["gap_without"] for r in records])
     stats = {
@@ -318,9 +321,9 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
         "combine_answer_rate_with_article": float(np.mean(with_top >= combine_threshold)),
         "combine_abstain_rate_without_article": float(np.mean(without_top < combine_threshold)),
         "target_answer_rate": target_answer_rate,
-        "stop_first": qa_settings.read_first or 2,
+        "stop_first": first,
         "stop_max_f1_loss": max_stop_loss,
-        "stop_min_same_answers": 0.96,
+        "stop_min_same_answers": STOP_MIN_SAME_ANSWERS,
         "stop_table": stop_table,
     }
     return calibration, stats
