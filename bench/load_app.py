@@ -7,6 +7,11 @@ answer are model errors, counted apart (bench/seed_eval.py lists them).
     python bench/load_app.py --clients 32 --questions 1 --add-during "1.9 MB"
 
 Prints p50/p95 latency per question as a client sees it (queueing included) and the throughput.
+--client http: each user is a plain HTTP client of Gradio's REST API for the same queued /ask event
+(POST /gradio_api/call/ask, then its result stream), instead of gradio_client. The clients run on
+the server's own 2 cores: gradio_client costs about as much CPU per question as the server does
+(2026-11-25: 58 s of client CPU against 48 s of server CPU for 640 questions), so with it the
+benchmark measures the clients as much as the chat.
 --add-during SIZE: then an article of that size (SQuAD paragraphs from ../shared/data/qa) is added
 through the chat's upload path while every client keeps asking until it is indexed; reports the
 add's duration, the latencies during it against those before, the time answer() itself took
@@ -53,6 +58,31 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+class HttpAsker:
+    """One user on Gradio's REST API: POST the question to the queued /ask event, read its result
+    stream (Server-Sent Events) to the end. Same endpoint, queue and answers as gradio_client."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url = url.rstrip("/") + "/gradio_api/call/ask"
+        self.http = httpx.Client(timeout=120)
+
+    def predict(self, question: str, api_name: str = "/ask") -> dict:
+        event_id = self.http.post(self.url, json={"data": [question]}).raise_for_status().json()["event_id"]
+        event = ""
+        with self.http.stream("GET", f"{self.url}/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    data = json.loads(line.split(":", 1)[1])
+                    if event == "error":
+                        raise RuntimeError(f"/ask failed: {data}")
+                    return data[0]
+        raise RuntimeError(f"/ask: the stream of event {event_id} ended without a result")
+
+
 def big_article(size: int) -> str:
     """A long article of distinct real paragraphs (squadshifts new_wiki, else the SQuAD files)."""
     data = ROOT.parent / "shared" / "data" / "qa"
@@ -74,6 +104,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--questions", type=int, default=20, help="per client")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--client", choices=("gradio", "http"), default="gradio",
+                        help="gradio_client (default), or a plain HTTP client of the REST API (lighter)")
     parser.add_argument("--add-during", metavar="SIZE", help='e.g. "1.9 MB": add an article that large meanwhile')
     args = parser.parse_args()
 
@@ -112,12 +144,13 @@ def main() -> int:
     lock = threading.Lock()
     start = threading.Barrier(args.clients)
 
-    clients: dict[int, Client] = {}  # one per user, kept for every phase (the same people go on asking)
+    clients: dict[int, Client | HttpAsker] = {}  # one per user, kept for every phase (the same people go on asking)
 
     def user(i: int) -> None:
         try:
             if i not in clients:
-                clients[i] = Client(demo.local_url, verbose=False)
+                clients[i] = (HttpAsker(demo.local_url) if args.client == "http"
+                              else Client(demo.local_url, verbose=False))
             client = clients[i]
         except Exception as err:  # noqa: BLE001 - a benchmark reports every failure, it does not stop
             with lock:
@@ -197,7 +230,7 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
 
     result = {
-        "clients": args.clients, "questions": args.clients * args.questions, "answered": len(latencies),
+        "clients": args.clients, "client": args.client, "questions": args.clients * args.questions, "answered": len(latencies),
         "differs_from_alone": len(wrong), "off_gold": len(off_gold), "errors": len(errors), "wall_s": round(wall, 2),
         "p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 3) if latencies else None,
