@@ -71,6 +71,24 @@ def test_int8_logits_stay_close_to_fp32(reader, torch_qa):
     assert np.abs(fast_s[0] - ref_s[0]).mean() < 0.5
 
 
+def test_one_core_and_all_cores_give_the_same_bits(reader, seed_qa):
+    """Windows run side by side on one-core sessions or alone on the all-cores one (qa/runtime.py,
+    Sessions): the answers are only independent of that choice if the logits are identical."""
+    sessions = reader.session.sessions
+    if sessions.narrow is sessions.wide:
+        pytest.skip("one core: a single session")
+    passages = [p.chunk.text for p in seed_qa.retrieve("Who plays the aspiring actor?")]
+    windows = make_windows(reader.tokenizer, ["Who plays the aspiring actor?"] * len(passages), passages)
+    from qa.runtime import _feed
+    for w in windows:
+        feed = _feed(w.input_ids, w.token_type_ids)
+        for narrow, wide in zip(sessions.narrow.run(None, feed), sessions.wide.run(None, feed)):
+            np.testing.assert_array_equal(narrow, wide)
+    side_by_side = reader.session.logits(windows)  # several windows: the one-core path
+    for w, s in zip(windows, side_by_side[0]):
+        np.testing.assert_array_equal(s, reader.session.logits([w])[0][0])  # one window: all cores
+
+
 def _copy_entry(tmp_path: Path) -> tuple[Path, Path]:
     """The reader's export, copied from the real cache into a private one (no second export)."""
     source = onnx_model(SHIPPED_READER, "reader")
