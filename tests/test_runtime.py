@@ -18,11 +18,20 @@ from qa.windows import make_windows
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
 # Questions on which int8 and fp32 may give different answer text, each with the reason.
 ALLOWED_DIFFERENCES: dict[str, str] = {
-    # int8 "the Anguk and Gwanghwamun areas", fp32 "Anguk and Gwanghwamun areas": a near-tie on whether the
-    # span takes the article "the"; both are gold answers (EM counts the article away)
-    "Which areas of Seoul does the trio sprint through?": "span boundary: a leading article",
-    # measured with an earlier recipe: "central Seoul" (int8) against "Seoul" (fp32), both gold
+    # Near-ties that int8's logit error (up to about 1 per span score here) tips over. Reader round 5, each
+    # span's score (start + end logit) as "fp32 / int8", measured 2026-11-30:
+    # int8 answers "60-minute" (gold) 5.18 / 5.76, fp32 "running time" 6.38 / 5.08
+    "How long is the film?": "near-tie between candidates in two passages",
+    # int8 "Yang Se-jong" 8.37 / 9.40, fp32 'Bang Hyo-rin from "Aema," and Yang Se-jong' 8.38 / 8.28
+    # (neither is gold; a 0.01 margin in fp32)
+    "Which actress appeared in Aema?": "near-tie between two spans of one sentence",
+    # int8 "central Seoul" 7.08 / 6.82, fp32 "Seoul" 7.37 / 6.67 (both gold)
     "In which city do the characters run?": "span boundary: a leading adjective",
+    # int8 "central Seoul, particularly the Anguk and Gwanghwamun areas" 15.20 / 15.22, fp32 "Anguk and
+    # Gwanghwamun areas" (gold) 15.56 / 15.21
+    "Which areas of Seoul does the trio sprint through?": "span boundary: where the span starts",
+    # int8 "near-death experiences" (gold) 13.44 / 13.45, fp32 "near-death" 13.60 / 13.45
+    "What experiences leave the characters trapped in limbo?": "span boundary: a trailing noun",
 }
 
 

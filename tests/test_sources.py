@@ -89,8 +89,8 @@ def pages_qa(tmp_path_factory, embedder, reader):
 @pytest.mark.parametrize("question,expected,article", [
     ("How old is the flint tool with birch tar?", "50,000 years", "phys.org.tool.html"),
     pytest.param("Where was the Neanderthal flint tool found?", "Zandmotor beach", "phys.org.tool.html",
-                 marks=pytest.mark.xfail(strict=True, reason="round-2 reader answers 'at the edges of the Neanderthal "
-                                         "range' (the area where it was found), a known miss reported in issue 8")),
+                 marks=pytest.mark.xfail(strict=True, reason="round 2's reader answered 'at the edges of the Neanderthal "
+                                         "range' (the area where it was found), and round 5 misses it too: a known miss reported in issue 8")),
     ("Who hosted the Berlin Conference in 1884?", "Otto von Bismarck", "dw.com.colonial.html"),
 ])
 def test_questions_about_the_bodies(pages_qa, question, expected, article):
