@@ -282,16 +282,15 @@ class Sessions:
     def run_each(self, feeds: Sequence[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
         """The outputs of every feed, in order. Odd one out first on all cores (the longest, so the
         side-by-side rounds that follow are even), then the rest `cores` at a time."""
-        n = len(feeds)
-        if self.cores == 1 or n == 1:
+        if self.cores == 1:
             return [self.wide.run(None, f) for f in feeds]
-        out: list = [None] * n
-        order = sorted(range(n), key=lambda i: -feeds[i]["input_ids"].shape[1])
-        alone = order[: n % self.cores]
+        out: list = [None] * len(feeds)
+        order = sorted(range(len(feeds)), key=lambda i: -feeds[i]["input_ids"].shape[1])
+        alone = order[: len(feeds) % self.cores]
         for i in alone:
             out[i] = self.wide.run(None, feeds[i])
         rest = order[len(alone):]
-        shares = [rest[k :: self.cores] for k in range(self.cores)]  # longest first, dealt round-robin
+        shares = [rest[k :: self.cores] for k in range(min(self.cores, len(rest)))]  # longest first, round-robin
 
         def run_share(share: list[int]) -> None:
             for i in share:

@@ -12,7 +12,7 @@ import pytest
 from qa import QA, ModelLoadError, Settings
 from qa.config import PACKAGE_ROOT, SHIPPED_READER
 from qa.reader import Reader
-from qa.runtime import OnnxReader, onnx_model, resolve_runtime, weights_key
+from qa.runtime import OnnxReader, _feed, onnx_model, resolve_runtime, weights_key
 from qa.windows import make_windows
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
@@ -88,7 +88,6 @@ def test_one_core_and_all_cores_give_the_same_bits(reader, seed_qa):
         pytest.skip("one core: a single session")
     passages = [p.chunk.text for p in seed_qa.retrieve("Who plays the aspiring actor?")]
     windows = make_windows(reader.tokenizer, ["Who plays the aspiring actor?"] * len(passages), passages)
-    from qa.runtime import _feed
     for w in windows:
         feed = _feed(w.input_ids, w.token_type_ids)
         for narrow, wide in zip(sessions.narrow.run(None, feed), sessions.wide.run(None, feed)):
