@@ -167,8 +167,10 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
     def examples_update():
         return gr.Dataset(samples=[[q] for q in example_questions(qa)])
 
-    def panel():
-        return articles_html(qa), gr.Dropdown(choices=sorted(qa.articles), value=None), examples_update()
+    def panel(keep: str | None = None):
+        """The articles list, the remove choice (`keep` stays chosen if it is still indexed) and the examples."""
+        ids = sorted(qa.articles)
+        return articles_html(qa), gr.Dropdown(choices=ids, value=keep if keep in ids else None), examples_update()
 
     def on_upload(path: str | None):
         if not path:
@@ -196,12 +198,13 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
     def signature():
         return sorted((k, v.get("sha256")) for k, v in qa.articles.items())
 
-    def follow(seen):
-        """Every few seconds: redraw the articles panel if the folder watcher or the feed poller changed it."""
+    def follow(seen, chosen=None):
+        """Every few seconds: redraw the articles panel if the folder watcher or the feed poller changed it,
+        keeping the article chosen for removal (a redraw between "Remove" and "Yes" must not lose it)."""
         now = signature()
         if now == seen:
             return gr.skip(), *(gr.skip() for _ in follow_outputs)
-        return now, *(panel() if not read_only else (articles_html(qa), examples_update()))
+        return now, *(panel(chosen) if not read_only else (articles_html(qa), examples_update()))
 
     def ask_remove(article_id: str | None):
         if not article_id:
@@ -275,7 +278,8 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
         chatbot.clear(lambda: [], outputs=[turns], api_visibility="private")  # the trash icon: a new conversation
         follow_outputs = [listing, examples] if read_only else [listing, chosen, examples]
         seen = gr.State(signature())
-        gr.Timer(3).tick(follow, inputs=[seen], outputs=[seen, *follow_outputs], api_visibility="private",
+        gr.Timer(3).tick(follow, inputs=[seen] if read_only else [seen, chosen], outputs=[seen, *follow_outputs],
+                         api_visibility="private",
                          show_progress="hidden")
         if read_only:
             demo.load(lambda: (articles_html(qa), examples_update()), outputs=[listing, examples], api_visibility="private")
