@@ -34,6 +34,7 @@ class _EmbedWorker:
     """A Ray Data actor: loads the embedder once, then embeds every batch it is given."""
 
     def __init__(self, model: str, runtime: str, cache: str | None, threads: int, batch_size: int):
+        from . import export
         from . import runtime as onnx_runtime
 
         # ONNX Runtime takes as many threads as the machine has cores; this worker was given `threads`
@@ -45,10 +46,10 @@ class _EmbedWorker:
             # wait for it, rather than each export it too and replace the folder another is loading
             from filelock import FileLock
 
-            root = onnx_runtime.cache_root(cache)
+            root = export.cache_root(cache)
             root.mkdir(parents=True, exist_ok=True)
             with FileLock(str(root / ".ray-export.lock")):
-                onnx_runtime.onnx_model(embedder._folder, "embedder", cache)
+                export.onnx_model(embedder._folder, "embedder", cache)
         self.embedder = embedder.load()
         self.batch_size = batch_size
 

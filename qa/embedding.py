@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .errors import ModelLoadError
 from .modelref import check_folder, hub_kwargs, looks_like_path
+from .export import RECIPE
 from .runtime import OnnxEncoder, onnx_embedder_supported, resolve_runtime
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Embedder:
         self._folder = folder
         # what the manifest records: a change of it means every vector must be recomputed (int8
         # vectors differ from fp32 ones in the third decimal, so the runtime is part of it)
-        self.id = (model or DEFAULT_EMBEDDER_ID) + ("+onnx-int8" if self.runtime == "onnx" else "")
+        self.id = (model or DEFAULT_EMBEDDER_ID) + (f"+onnx-int8-r{RECIPE}" if self.runtime == "onnx" else "")
         # the fast tokenizers must not be used by two threads at once; ONNX Runtime's run() may be
         self._tokenize_lock = threading.Lock()
 

@@ -1,48 +1,40 @@
 """Where the two models run: PyTorch, or ONNX Runtime with int8 weights (QA_RUNTIME=onnx|torch).
 
-The ONNX files are never shipped nor downloaded: they are exported from the local weights on first
-use into a cache keyed by the weights' SHA-256 (QA_RUNTIME_CACHE, default ~/.cache/article-qa), so
-a retrained reader gets a new export by itself. A missing or corrupt file is rebuilt; a build that
-fails raises ModelLoadError naming the file.
-
-The recipe: export with the eager attention (which ONNX Runtime's BERT optimiser fuses into one
-Attention node per layer), fuse, then quantise MatMul/Attention weights to int8 per channel with
-dynamic activations (a few sensitive matrices stay fp32, see _optimise_and_quantise). Activation scales are computed over the whole input tensor, so the runtime
-feeds ONE sequence per call, unpadded: a window's logits then depend on that window alone (an answer
-is the same whatever else is being read at the time), and on a CPU this is also the faster way:
-batching windows mostly adds padding, and each window is already a 200-400 row matrix product.
+The int8 files come from qa/export.py (exported from the local weights on first use, cached by their
+hash). Activation scales are computed over the whole input tensor, so the runtime feeds ONE sequence
+per call, unpadded: a window's logits then depend on that window alone (an answer is the same
+whatever else is being read at the time), and on a CPU this is also the faster way: batching windows
+mostly adds padding, and each window is already a 200-400 row matrix product.
 
 Several sequences run side by side, one core each (Sessions): splitting one small matrix product over
 two cores wastes a quarter of the second one, so two windows on two one-thread calls finish sooner than
 one after the other on a two-thread call (2026-11-30, 2-core Xeon: 94 against 73 passages/s). A lone
-sequence (a question's embedding, an odd window out) takes the all-cores session. Both give the same
-bits (tests/test_runtime.py checks it), so where a window runs never changes an answer.
+long sequence (an odd window out) takes the all-cores session; a lone short one (a question's
+embedding) the one-core session, where it is faster (below 48 tokens). Both give the same bits
+(tests/test_runtime.py checks it), so where a window runs never changes an answer.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelLoadError
+from .export import model_inputs, onnx_model
 
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("onnx", "torch")
 DEFAULT_RUNTIME = "onnx"
-# bump when the export/optimise/quantise recipe changes: old cache entries are then ignored
-RECIPE = "4"
-_build_lock = threading.Lock()  # one export at a time per process (exports are CPU- and memory-heavy)
+# below this many tokens a lone sequence runs faster on one core than on two (2-core Xeon, 2026-11-30:
+# 16 tokens 1.6 against 2.0 ms, 48 tokens 4.3 against 4.2, 220 tokens 21.6 against 15.3)
+SHORT_SEQUENCE = 48
 
 
 def resolve_runtime(runtime: str | None = None) -> str:
@@ -53,176 +45,11 @@ def resolve_runtime(runtime: str | None = None) -> str:
     return name
 
 
-def cache_root(cache: str | Path | None = None) -> Path:
-    """QA_RUNTIME_CACHE, else $XDG_CACHE_HOME/article-qa, else ~/.cache/article-qa."""
-    if cache:
-        return Path(cache).expanduser()
-    if os.environ.get("QA_RUNTIME_CACHE"):
-        return Path(os.environ["QA_RUNTIME_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "article-qa"
-
-
 def threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_key(folder: Path, kind: str) -> str:
-    """SHA-256 over the recipe, the ONNX Runtime version and every file that shapes the exported graph."""
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
-    if not files:
-        raise ModelLoadError(f"{kind} model folder {folder} has no weights (*.safetensors)")
-    import onnxruntime
-
-    h = hashlib.sha256(f"{kind}|{RECIPE}|{onnxruntime.__version__}".encode())
-    for f in [folder / "config.json", *files]:
-        if not f.exists():
-            raise ModelLoadError(f"{kind} model folder {folder} has no {f.name}")
-        h.update(f.name.encode())
-        h.update(_sha256(f).encode())
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Export:
-    """One cache entry: model.onnx and, beside it, its SHA-256 (written last: no sidecar = unfinished)."""
-
-    folder: Path
-
-    @property
-    def model(self) -> Path:
-        return self.folder / "model.onnx"
-
-    @property
-    def digest(self) -> Path:
-        return self.folder / "model.onnx.sha256"
-
-    def valid(self) -> bool:
-        try:
-            return self.digest.read_text().strip() == _sha256(self.model)
-        except OSError:
-            return False
-
-
-def _export(source: Path, kind: str, target: Path) -> None:
-    """Export `source` (a local model folder) to int8 ONNX at target/model.onnx."""
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForQuestionAnswering
-
-    config = AutoConfig.from_pretrained(source)
-    cls = AutoModelForQuestionAnswering if kind == "reader" else AutoModel
-    # eager attention exports as plain MatMul/Softmax, the pattern the BERT optimiser fuses
-    model = cls.from_pretrained(source, dtype=torch.float32, attn_implementation="eager").eval()
-    names = ["start_logits", "end_logits"] if kind == "reader" else ["last_hidden_state"]
-    ids = torch.ones((1, 16), dtype=torch.long)
-    work = target / "work"
-    work.mkdir()
-    dynamic = {n: {0: "batch", 1: "sequence"} for n in ["input_ids", "attention_mask", "token_type_ids", *names]}
-
-    class Outputs(torch.nn.Module):  # plain tuple outputs, whatever the model class returns
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return tuple(getattr(out, n) for n in names)
-
-    import warnings
-
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
-        torch.onnx.export(Outputs(model), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(work / "fp32.onnx"),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=names,
-                          dynamic_axes=dynamic, opset_version=17, dynamo=False)
-    del model
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the optimiser and quantiser log every tensor on the root logger
-    try:
-        _optimise_and_quantise(work, target, config)
-    finally:
-        root.setLevel(level)
-    shutil.rmtree(work)
-
-
-def _optimise_and_quantise(work: Path, target: Path, config) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    for name in ("fusion_base", "onnx_model", "onnx_model_bert"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    fused = optimize_model(str(work / "fp32.onnx"), model_type="bert", num_heads=config.num_attention_heads,
-                           hidden_size=config.hidden_size, opt_level=1)
-    fused.save_model_to_file(str(work / "fused.onnx"))
-    del fused
-    # Kept in fp32: the word embeddings (only looked up) and the feed-forward output projections,
-    # whose inputs (after GELU) have the widest range. Measured on the eval part (reader mode, EM/F1
-    # vs fp32 65.69/77.03): everything int8 64.61/76.69; fp32 in layers 0-2 only 65.07/76.72;
-    # fp32 in all six 65.23/76.78, the only one within half a point.
-    import onnx
-
-    graph = onnx.load(str(work / "fused.onnx"), load_external_data=False).graph
-    down = [n.name for n in graph.node if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")
-            and "/attention/" not in n.name]
-    quantize_dynamic(str(work / "fused.onnx"), str(target / "model.onnx"), weight_type=QuantType.QInt8,
-                     per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-                     nodes_to_exclude=down,
-                     extra_options={"DefaultTensorType": 1})  # 1 = float: the fused ops carry no types
-
-
-def onnx_model(source: Path, kind: str, cache: str | Path | None = None) -> Path:
-    """The int8 ONNX file for the weights in `source`, exported now if missing or corrupt."""
-    key = weights_key(source, kind)
-    entry = Export(cache_root(cache) / "onnx" / f"{kind}-{key[:24]}")
-    if entry.valid():
-        return entry.model
-    with _build_lock:
-        if entry.valid():  # another thread built it while this one waited
-            return entry.model
-        if entry.model.exists() or entry.digest.exists():
-            log.warning("the exported %s model %s is corrupt or incomplete: rebuilding it", kind, entry.model)
-        else:
-            log.info("exporting the %s model %s to ONNX (once per weights): %s", kind, source, entry.model)
-        try:
-            entry.folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{entry.folder.name}-", dir=entry.folder.parent))
-            try:
-                _export(source, kind, tmp)
-                (tmp / "model.onnx.sha256").write_text(_sha256(tmp / "model.onnx") + "\n")
-                (tmp / "source.json").write_text(json.dumps({"source": str(source.resolve()), "key": key, "recipe": RECIPE}))
-                if entry.folder.exists():
-                    shutil.rmtree(entry.folder)
-                os.replace(tmp, entry.folder)  # whole folder at once: a reader never sees half an export
-                _drop_stale(entry.folder, source)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except Exception as err:  # export, optimiser, quantiser and file system all raise their own kinds
-            raise ModelLoadError(f"could not build the ONNX {kind} model {entry.model} from {source}: {err}") from err
-    return entry.model
-
-
-def _drop_stale(keep: Path, source: Path) -> None:
-    """Exports of earlier weights of the same folder (a retrained reader) are dead weight: remove them."""
-    for other in keep.parent.glob(keep.name.split("-")[0] + "-*"):
-        if other == keep or other.name.startswith("."):
-            continue
-        try:
-            if json.loads((other / "source.json").read_text()).get("source") == str(source.resolve()):
-                shutil.rmtree(other)
-        except (OSError, ValueError):
-            pass
 
 
 def _session(path: Path, kind: str, cores: int):
@@ -287,8 +114,9 @@ class Sessions:
         out: list = [None] * len(feeds)
         order = sorted(range(len(feeds)), key=lambda i: -feeds[i]["input_ids"].shape[1])
         alone = order[: len(feeds) % self.cores]
-        for i in alone:
-            out[i] = self.wide.run(None, feeds[i])
+        for i in alone:  # a short one runs faster on one core: the second would mostly wait for it
+            short = feeds[i]["input_ids"].shape[1] < SHORT_SEQUENCE
+            out[i] = (self.narrow if short else self.wide).run(None, feeds[i])
         rest = order[len(alone):]
         shares = [rest[k :: self.cores] for k in range(min(self.cores, len(rest)))]  # longest first, round-robin
 
@@ -301,12 +129,6 @@ class Sessions:
         return out
 
 
-def _feed(input_ids: Sequence[int], token_type_ids: Sequence[int] | None = None) -> dict[str, np.ndarray]:
-    ids = np.asarray(input_ids, dtype=np.int64)[None, :]
-    types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids, dtype=np.int64)[None, :]
-    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": types}
-
-
 class OnnxReader:
     """Start/end logits, one window per call (see the module's note on why one)."""
 
@@ -316,7 +138,7 @@ class OnnxReader:
         self.sessions = Sessions(source, "reader", cache)
 
     def logits(self, windows) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        outputs = self.sessions.run_each([_feed(w.input_ids, w.token_type_ids) for w in windows])
+        outputs = self.sessions.run_each([model_inputs(w.input_ids, w.token_type_ids) for w in windows])
         return [s[0] for s, _ in outputs], [e[0] for _, e in outputs]
 
 
@@ -366,7 +188,7 @@ class OnnxEncoder:
 
     def run(self, tokens: list[tuple[list[int], list[int]]]) -> np.ndarray:
         out = np.zeros((len(tokens), self.dim), dtype=np.float32)
-        hidden = self.sessions.run_each([_feed(ids, types) for ids, types in tokens])
+        hidden = self.sessions.run_each([model_inputs(ids, types) for ids, types in tokens])
         for i, (states,) in enumerate(hidden):
             v = states[0].mean(axis=0)  # no padding: a plain mean
             out[i] = v / max(float(np.linalg.norm(v)), 1e-12)

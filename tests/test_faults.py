@@ -103,7 +103,7 @@ def test_unwritable_index_changes_nothing_and_says_so(embedder, reader):
         # the same runtime as the index was built with (its embedder id), from a readable copy of the
         # model export cache (qa/runtime.py), so that the user does not export the models again
         try:
-            from qa.runtime import cache_root
+            from qa.export import cache_root
         except ImportError:  # no export cache in this version
             cache_root = None
         if cache_root is not None and cache_root().is_dir():

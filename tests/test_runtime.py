@@ -12,26 +12,22 @@ import pytest
 from qa import QA, ModelLoadError, Settings
 from qa.config import PACKAGE_ROOT, SHIPPED_READER
 from qa.reader import Reader
-from qa.runtime import OnnxReader, _feed, onnx_model, resolve_runtime, weights_key
+from qa.export import model_inputs, onnx_model, weights_key
+from qa.runtime import OnnxReader, resolve_runtime
 from qa.windows import make_windows
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
 # Questions on which int8 and fp32 may give different answer text, each with the reason.
 ALLOWED_DIFFERENCES: dict[str, str] = {
-    # Near-ties that int8's logit error (up to about 1 per span score here) tips over. Reader round 5, each
-    # span's score (start + end logit) as "fp32 / int8", measured 2026-11-30:
-    # int8 answers "60-minute" (gold) 5.18 / 5.76, fp32 "running time" 6.38 / 5.08
-    "How long is the film?": "near-tie between candidates in two passages",
-    # int8 "Yang Se-jong" 8.37 / 9.40, fp32 'Bang Hyo-rin from "Aema," and Yang Se-jong' 8.38 / 8.28
+    # Near-ties that int8's error tips over. Reader round 5, export recipe 6, measured 2026-11-30; span
+    # scores (start + end logit) as "fp32 / int8" over the five passages the fp32 pipeline retrieves:
+    # the int8 embedder ranks the passage holding "running time" (fp32's answer, 6.38 / 5.85) sixth
+    # instead of third, so int8 answers "5-10 minutes" (5.26 / 5.13); neither is gold ("60-minute",
+    # 5.18 / 5.07)
+    "How long is the film?": "near-tie in retrieval: a passage ranked sixth instead of third",
+    # int8 "Yang Se-jong" 8.37 / 8.62, fp32 'Bang Hyo-rin from "Aema," and Yang Se-jong' 8.38 / 8.12
     # (neither is gold; a 0.01 margin in fp32)
     "Which actress appeared in Aema?": "near-tie between two spans of one sentence",
-    # int8 "central Seoul" 7.08 / 6.82, fp32 "Seoul" 7.37 / 6.67 (both gold)
-    "In which city do the characters run?": "span boundary: a leading adjective",
-    # int8 "central Seoul, particularly the Anguk and Gwanghwamun areas" 15.20 / 15.22, fp32 "Anguk and
-    # Gwanghwamun areas" (gold) 15.56 / 15.21
-    "Which areas of Seoul does the trio sprint through?": "span boundary: where the span starts",
-    # int8 "near-death experiences" (gold) 13.44 / 13.45, fp32 "near-death" 13.60 / 13.45
-    "What experiences leave the characters trapped in limbo?": "span boundary: a trailing noun",
 }
 
 
@@ -89,12 +85,39 @@ def test_one_core_and_all_cores_give_the_same_bits(reader, seed_qa):
     passages = [p.chunk.text for p in seed_qa.retrieve("Who plays the aspiring actor?")]
     windows = make_windows(reader.tokenizer, ["Who plays the aspiring actor?"] * len(passages), passages)
     for w in windows:
-        feed = _feed(w.input_ids, w.token_type_ids)
+        feed = model_inputs(w.input_ids, w.token_type_ids)
         for narrow, wide in zip(sessions.narrow.run(None, feed), sessions.wide.run(None, feed)):
             np.testing.assert_array_equal(narrow, wide)
     side_by_side = reader.session.logits(windows)  # several windows: the one-core path
     for w, s in zip(windows, side_by_side[0]):
         np.testing.assert_array_equal(s, reader.session.logits([w])[0][0])  # one window: all cores
+
+
+def test_the_rewrite_before_quantising_changes_no_logit(tmp_path, reader):
+    """qa/export.py splits each feed-forward block's outlier units off and writes the layer norms as
+    plain ops before quantising: in fp32 the rewritten graph must compute what the fused one does."""
+    import onnxruntime as ort
+
+    from qa.export import OUTLIER_UNITS, _export_fused, _prepare_for_int8, _samples
+
+    fused, ready = tmp_path / "fused.onnx", tmp_path / "ready.onnx"
+    _export_fused(SHIPPED_READER, "reader", fused)
+    keep_fp32 = _prepare_for_int8(fused, ready, _samples(SHIPPED_READER, "reader"))
+    assert len(keep_fp32) == 6 and all(name.endswith("/ffn_outliers/DownMatMul") for name in keep_fp32)
+    import onnx
+
+    graph = onnx.load(str(ready)).graph
+    assert not [n for n in graph.node if n.op_type in ("SkipLayerNormalization", "LayerNormalization")]
+    outlier_down = {t.name: t.dims for t in graph.initializer if t.name.endswith("/ffn_outliers/down")}
+    assert len(outlier_down) == 6 and all(list(d) == [OUTLIER_UNITS, 384] for d in outlier_down.values())
+    passage = "The film was directed by Kang Yun-sung, who also wrote it. It premiered in Seoul on Friday."
+    window = make_windows(reader.tokenizer, ["Who directed the film?"], [passage])[0]
+    inputs = model_inputs(window.input_ids, window.token_type_ids)
+    before = ort.InferenceSession(str(fused), providers=["CPUExecutionProvider"]).run(None, inputs)
+    after = ort.InferenceSession(str(ready), providers=["CPUExecutionProvider"]).run(None, inputs)
+    for b, a in zip(before, after):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+        assert int(np.argmax(a)) == int(np.argmax(b))
 
 
 def _copy_entry(tmp_path: Path) -> tuple[Path, Path]:
@@ -125,7 +148,7 @@ def test_a_corrupt_export_is_rebuilt_during_a_question(tmp_path, make_qa, caplog
     path.write_bytes(good[: len(good) // 2])
     qa = make_qa()
     qa.reader = Reader(str(SHIPPED_READER), cache=str(cache))
-    with caplog.at_level(logging.WARNING, logger="qa.runtime"):
+    with caplog.at_level(logging.WARNING, logger="qa.export"):
         assert qa.answer("Who directed the film?").text == "Kang Yun-sung"
     assert str(path) in caplog.text and "rebuilding" in caplog.text
     assert (path.parent / "model.onnx.sha256").exists()
