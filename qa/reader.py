@@ -248,20 +248,26 @@ class Reader:
         cs, ce = s[first : last + 1], e[first : last + 1]
         edge = last - first
         top = 20
-        start_candidates = np.argsort(-cs)[:top]
-        end_candidates = np.argsort(-ce)[:top]
+        # a word piece ("##ve" of "Sve Lindahl") can neither start nor end an answer: whole words only
+        starts = np.array([a for a in np.argsort(-cs)[:top] if not (
+            w.offsets[first + a][0] > 0 and _inside_word(context, w.offsets[first + a][0]))], dtype=np.int64)
+        ends = np.array([b for b in np.argsort(-ce)[:top] if not (
+            w.offsets[first + b][1] < len(context) and _inside_word(context, w.offsets[first + b][1]))], dtype=np.int64)
+        if not starts.size or not ends.size:
+            return []
+        a, b = starts[:, None], ends[None, :]
+        valid = (b >= a) & (b - a + 1 <= self.max_answer_tokens)
+        if cut_left:
+            valid &= a != 0
+        if cut_right:
+            valid &= b != edge
+        scores = (cs[starts][:, None] + ce[ends][None, :]).astype(np.float64)
+        flat = np.flatnonzero(valid.ravel())  # start-major, as candidates were always listed
+        best = flat[np.argsort(-scores.ravel()[flat], kind="stable")[:n_best]]
         found = []
-        for a in start_candidates:
-            char_start = w.offsets[first + a][0]
-            if char_start > 0 and _inside_word(context, char_start):
-                continue  # a word piece ("##ve" of "Sve Lindahl"): an answer starts with a whole word
-            for b in end_candidates:
-                if b < a or b - a + 1 > self.max_answer_tokens or (cut_left and a == 0) or (cut_right and b == edge):
-                    continue
-                char_end = w.offsets[first + b][1]
-                if char_end < len(context) and _inside_word(context, char_end):
-                    continue
-                found.append(Span(context_index, char_start, char_end, context[char_start:char_end],
-                                  float(cs[a] + ce[b]), null))
-        found.sort(key=lambda x: -x.score)
-        return found[:n_best]
+        for i in best:
+            a_, b_ = int(starts[i // ends.size]), int(ends[i % ends.size])
+            char_start, char_end = w.offsets[first + a_][0], w.offsets[first + b_][1]
+            found.append(Span(context_index, char_start, char_end, context[char_start:char_end],
+                              float(cs[a_] + ce[b_]), null))
+        return found

@@ -32,6 +32,8 @@ class Window:
 
 def truncate_question(tokenizer, question: str) -> str:
     """Cut a very long question to its first MAX_QUESTION_TOKENS tokens so the context keeps its room."""
+    if len(question) <= MAX_QUESTION_TOKENS:  # every token covers at least one character: nothing to cut
+        return question
     enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
     if len(enc["input_ids"]) <= MAX_QUESTION_TOKENS:
         return question
