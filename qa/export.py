@@ -206,10 +206,15 @@ def _prepare_for_int8(source: Path, target: Path, samples: list[dict[str, np.nda
     downs = [n for n in graph.node if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")
              and "/attention/" not in n.name]
     norms = [n.output[0] for n in graph.node if n.name.endswith("/plain/Shift")]
-    if not downs or any(producer[n.input[0]].op_type != "BiasGelu" for n in downs) or not norms:
-        raise ValueError("unexpected graph: no MatMul -> BiasGelu -> MatMul blocks or no layer norms")
-    peaks = _peaks(model, [n.input[0] for n in downs] + norms, samples)
-    keep_fp32 = [_split_outlier_units(graph, down, peaks[down.input[0]]) for down in downs]
+    blocks = [n for n in downs if producer[n.input[0]].op_type == "BiasGelu"
+              and producer[producer[n.input[0]].input[0]].op_type == "MatMul"]
+    peaks = _peaks(model, [n.input[0] for n in blocks] + norms, samples)
+    if blocks and len(blocks) == len(downs):
+        keep_fp32 = [_split_outlier_units(graph, down, peaks[down.input[0]]) for down in downs]
+    else:  # another activation or layout: its output projections stay fp32 whole, as recipe 4 kept them
+        log.warning("%s: %d of %d feed-forward blocks have the MatMul -> BiasGelu -> MatMul form; their output "
+                    "projections stay fp32", source, len(blocks), len(downs))
+        keep_fp32 = [n.name for n in downs]
     for name in norms:
         _spread_outlier_columns(graph, name, peaks[name])
     _sort_topologically(graph)
