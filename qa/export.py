@@ -6,13 +6,14 @@ cache keyed by the weights' SHA-256 (QA_RUNTIME_CACHE, default ~/.cache/article-
 reader gets a new export by itself. A missing or corrupt file is rebuilt; a build that fails raises
 ModelLoadError naming the file.
 
-The recipe (_export, then _optimise_and_quantise):
+The recipe (_export):
 1. export with the eager attention, which ONNX Runtime's BERT optimiser fuses into one Attention
-   node per layer;
-2. split each feed-forward block's few outlier hidden units off into an fp32 side path
-   (_split_outlier_units), spread the layer norms' outlier columns over several copies (_spread_outlier_columns), and write the fused layer norms as plain ops (_plain_layer_norms);
+   node per layer (_export_fused);
+2. rewrite the fused graph into one that computes the same in fp32 but quantises better and runs
+   faster (_prepare_for_int8): layer norms as plain ops, each feed-forward block's outlier units on
+   an fp32 side path, each layer norm's outlier columns spread over several copies;
 3. quantise the MatMul/Attention weights to int8 per channel, activations dynamically (one scale
-   per tensor, computed per call: hence one sequence per call, see qa/runtime.py).
+   per tensor, computed per call: hence one sequence per call, see qa/runtime.py) (_quantise).
 """
 from __future__ import annotations
 
@@ -210,7 +211,7 @@ def _prepare_for_int8(source: Path, target: Path, samples: list[dict[str, np.nda
               and producer[producer[n.input[0]].input[0]].op_type == "MatMul"]
     peaks = _peaks(model, [n.input[0] for n in blocks] + norms, samples)
     if blocks and len(blocks) == len(downs):
-        keep_fp32 = [_split_outlier_units(graph, down, peaks[down.input[0]]) for down in downs]
+        keep_fp32 = [_split_outlier_units(graph, producer, down, peaks[down.input[0]]) for down in downs]
     else:  # another activation or layout: its output projections stay fp32 whole, as recipe 4 kept them
         log.warning("%s: %d of %d feed-forward blocks have the MatMul -> BiasGelu -> MatMul form; their output "
                     "projections stay fp32", source, len(blocks), len(downs))
@@ -262,15 +263,15 @@ def _drop_weight(graph, name: str) -> None:
         graph.initializer.remove(next(t for t in graph.initializer if t.name == name))
 
 
-def _split_outlier_units(graph, down, peak: np.ndarray) -> str:
+def _split_outlier_units(graph, producer: dict, down, peak: np.ndarray) -> str:
     """Split a feed-forward block (up MatMul -> BiasGelu -> `down` MatMul) in two by its hidden units:
     the OUTLIER_UNITS whose GELU output peaks highest (a handful reach 15-25 where the rest stay under 6)
     and the rest. The halves sum to the same function (the units are independent until the output
     projection). The outliers' output projection stays fp32 (LLM.int8(), Dettmers et al. 2022, done
-    statically): its name is returned."""
+    statically): its name is returned. `producer`: each tensor's node, from before any block was split
+    (a split renames only its own block's output)."""
     from onnx import helper
 
-    producer = {o: n for n in graph.node for o in n.output}
     gelu = producer[down.input[0]]
     up = producer[gelu.input[0]]
     out = np.sort(np.argsort(-peak)[:OUTLIER_UNITS])

@@ -94,8 +94,10 @@ def test_one_core_and_all_cores_give_the_same_bits(reader, seed_qa):
 
 
 def test_the_rewrite_before_quantising_changes_no_logit(tmp_path, reader):
-    """qa/export.py splits each feed-forward block's outlier units off and writes the layer norms as
-    plain ops before quantising: in fp32 the rewritten graph must compute what the fused one does."""
+    """qa/export.py writes the layer norms as plain ops, splits each feed-forward block's outlier units
+    off and spreads each layer norm's outlier columns before quantising: in fp32 the rewritten graph
+    must compute what the fused one does."""
+    import onnx
     import onnxruntime as ort
 
     from qa.export import OUTLIER_UNITS, _export_fused, _prepare_for_int8, _samples
@@ -104,8 +106,6 @@ def test_the_rewrite_before_quantising_changes_no_logit(tmp_path, reader):
     _export_fused(SHIPPED_READER, "reader", fused)
     keep_fp32 = _prepare_for_int8(fused, ready, _samples(SHIPPED_READER, "reader"))
     assert len(keep_fp32) == 6 and all(name.endswith("/ffn_outliers/DownMatMul") for name in keep_fp32)
-    import onnx
-
     graph = onnx.load(str(ready)).graph
     assert not [n for n in graph.node if n.op_type in ("SkipLayerNormalization", "LayerNormalization")]
     outlier_down = {t.name: t.dims for t in graph.initializer if t.name.endswith("/ffn_outliers/down")}
