@@ -59,6 +59,10 @@ class Settings:
     # articles from the web (qa/sources): `qa add URL`, feeds, and the watched articles folder
     fetch_timeout: float = 15.0                 # seconds to connect, and between bytes, when fetching a page or feed
     fetch_max_bytes: int = 5 * 1024 * 1024      # a larger page or feed is refused
+    max_url_chars: int = 2000                   # a longer link (page, feed, redirect) is refused
+    # fetch from loopback, private, link-local... addresses too (QA_FETCH_PRIVATE=1); off, so that a
+    # pasted link or a feed cannot reach the server itself or its network (the tests turn it on)
+    fetch_private: bool = False
     feeds_file: str = ""            # feed subscriptions and seen items (JSON); "" = <articles>.feeds.json beside the folder
     feed_interval: float = 900.0    # seconds between feed polls while the chat runs; 0 = no polling
     watch: bool = True              # the chat / `qa serve` watches the articles folder and re-indexes on changes

@@ -10,6 +10,9 @@ from pathlib import Path
 # Nothing in the tests may download weights: every model comes from this checkout or site-packages.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The tests serve pages and feeds on 127.0.0.1 (tests/local_site.py), an address a fetch refuses by
+# default; tests/test_fetch_safety.py turns this off again, in the Settings it passes, to test that.
+os.environ.setdefault("QA_FETCH_PRIVATE", "1")
 
 import pytest
 

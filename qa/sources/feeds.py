@@ -5,6 +5,9 @@ What has been seen is remembered in a JSON file (Settings.feeds_path, beside the
 an item is skipped when its GUID or its link was seen before, or when its content hash was (the same
 item republished under a new GUID). A feed that fails (unreachable, not XML) is reported and the others
 go on; an item whose page fails is retried at the next poll.
+
+Feeds and their items' pages are fetched as links are (web.py): the same URL checks, no private
+addresses, no user:password@ part (dropped: never sent, and never written into the feeds file).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import QAError, StorageError
 from .background import BackgroundLoop
-from .web import FetchError, download, fetch, normalize_url, save
+from .web import FetchError, download, fetch, normalize_url, save, strip_credentials
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,8 @@ def read_feed(url: str, settings: Settings):
     import feedparser
 
     try:
-        got = fetch(url, settings.fetch_timeout, settings.fetch_max_bytes, accept=(), what="a feed")
+        got = fetch(url, settings.fetch_timeout, settings.fetch_max_bytes, accept=(), what="a feed",
+                    allow_private=settings.fetch_private, max_url_chars=settings.max_url_chars)
     except FetchError as err:
         raise FeedError(f"feed {err}") from None
     parsed = feedparser.parse(got.data, response_headers={"content-location": got.final_url})
@@ -104,8 +108,9 @@ def read_feed(url: str, settings: Settings):
 
 
 def item_keys(entry) -> tuple[list[str], str]:
-    """The identities of a feed item (its GUID and link) and a hash of its content."""
-    keys = [k for k in (entry.get("id"), entry.get("link")) if k]
+    """The identities of a feed item (its GUID and link, without a user:password@ part: they are
+    stored in the feeds file) and a hash of its content."""
+    keys = [strip_credentials(str(k)) for k in (entry.get("id"), entry.get("link")) if k]
     body = " ".join(str(entry.get(k) or "") for k in ("title", "summary"))
     for content in entry.get("content") or []:
         body += " " + str(content.get("value") or "")
@@ -116,7 +121,7 @@ def item_keys(entry) -> tuple[list[str], str]:
 # -- the commands ----------------------------------------------------------------------------------
 def add_feed(url: str, settings: Settings) -> Feed:
     """Subscribe to a feed after checking that it is one. Adding it again changes nothing."""
-    url = normalize_url(url)
+    url = normalize_url(url, settings.max_url_chars)
     parsed = read_feed(url, settings)
     with _state_lock:
         feeds = load_state(settings.feeds_path)
@@ -130,8 +135,8 @@ def add_feed(url: str, settings: Settings) -> Feed:
 def remove_feed(url: str, settings: Settings) -> None:
     with _state_lock:
         feeds = load_state(settings.feeds_path)
-        if feeds.pop(url, None) is None:
-            raise FeedError(f"not subscribed to {url}")
+        if feeds.pop(url, None) is None and feeds.pop(strip_credentials(url), None) is None:
+            raise FeedError(f"not subscribed to {strip_credentials(url)}")
         save_state(settings.feeds_path, feeds)
 
 
@@ -169,6 +174,13 @@ def poll(settings: Settings, known: dict[str, dict] | None = None, only: str | N
                 link = entry.get("link")
                 if not link:
                     errors.append(f"{feed.url}: an item without a link ({entry.get('title', 'untitled')!r})")
+                    seen.update(dict.fromkeys(keys))
+                    hashes[digest] = None
+                    continue
+                try:
+                    link = normalize_url(link, settings.max_url_chars)
+                except FetchError as err:  # a link that will never do: not retried
+                    errors.append(f"{feed.url}: an item with a link that is refused ({err})")
                     seen.update(dict.fromkeys(keys))
                     hashes[digest] = None
                     continue

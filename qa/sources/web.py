@@ -4,17 +4,34 @@ The page is fetched with a timeout, a size limit and a content-type check, its m
 (trafilatura, as the folder loader reads it) before anything is written, and it is saved with the
 browsers' own "saved from url=" comment on top, so the file itself remembers its URL. Its file name is
 derived from the URL, so fetching the same URL again replaces that file instead of adding a twin.
+
+Safe to point at any link a user pastes:
+- only http(s) links within Settings.max_url_chars, without spaces or control characters;
+- a user:password@ part is dropped before anything else: never sent, stored, named in a file or shown
+  (a page behind HTTP authentication cannot be added by link);
+- loopback, private, link-local, multicast, reserved and unspecified addresses (IPv4 and IPv6, an IPv4
+  address inside an IPv6 one included) are refused unless Settings.fetch_private: every host name is
+  resolved when a connection is opened, every address it resolves to is checked, and the connection
+  goes to the address checked (a name cannot resolve one way for the check and another for the
+  connection). Redirects (at most 5) are followed here, each hop checked the same way, and the refusal
+  says the same whatever is listening there, so the link box cannot scan ports;
+- the page's source is the URL it was read from, after redirects.
+Proxies from the environment (HTTP_PROXY...) are not used: the addresses checked are those connected to.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import os
 import re
+import socket
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from ..config import Settings, format_size
 from ..errors import ArticleRejected, StorageError
@@ -23,6 +40,9 @@ from .files import SAVED_FROM, is_article_path, parse_article
 USER_AGENT = "article-qa/0.1 (+https://github.com/; fetches pages a user asked for)"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MIN_TEXT_CHARS = 200   # less main text than this is a front page, a login wall or an error page, not an article
+MAX_REDIRECTS = 5
+MAX_URL_CHARS = 2000   # Settings.max_url_chars
+REFUSED = "refused: the address is private or local (set QA_FETCH_PRIVATE=1 to allow)"
 
 
 class FetchError(ArticleRejected):
@@ -31,6 +51,11 @@ class FetchError(ArticleRejected):
 
 class URLUnreachable(FetchError):
     """No answer from the server: bad host, refused connection, timeout, TLS failure."""
+
+
+class PrivateAddress(FetchError):
+    """The link leads to a loopback, private, link-local or otherwise non-public address (itself or
+    after a redirect), and Settings.fetch_private is off. Nothing was sent there."""
 
 
 class HTTPStatusError(FetchError):
@@ -51,61 +76,202 @@ class NoMainText(FetchError):
 
 @dataclass(frozen=True)
 class Fetched:
-    url: str            # as asked for, without its #fragment
-    final_url: str      # after redirects
+    url: str            # as asked for, normalized: no #fragment, no user:password@
+    final_url: str      # the URL the data was read from, after redirects (normalized the same way)
     content_type: str
     data: bytes
 
 
-def normalize_url(url: str) -> str:
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise FetchError(f"{url!r} is not an http(s) URL")
-    return urldefrag(url)[0]
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_NEXT_HOP = object()  # what _read_response returns for a redirect
+
+
+def strip_credentials(url: str) -> str:
+    """`url` without its user:password@ part, if it has one (any text; nothing else changes)."""
+    return _CREDENTIALS.sub(r"\1", url, count=1)
+
+
+def _shown(url: str, limit: int = 120) -> str:
+    """A link as an error message may name it: without credentials, cut short, one line."""
+    url = strip_credentials(url)
+    url = url if len(url) <= limit else url[:limit] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in url)
+
+
+def _unsafe_char(c: str) -> bool:
+    return c.isspace() or unicodedata.category(c) in ("Cc", "Cf")
+
+
+def normalize_url(url: str, max_chars: int = MAX_URL_CHARS) -> str:
+    """The link as it is fetched, stored and shown: stripped of surrounding white space, its
+    #fragment and its user:password@ part (dropped, not sent: credentials must not end up in file
+    names, in the articles folder or in answers). Refused with a one-line FetchError: longer than
+    `max_chars`, white space or control characters inside, not http(s), no host, a bad port."""
+    url = url.strip() if isinstance(url, str) else ""
+    if len(url) > max_chars:
+        raise FetchError(f"the link is {len(url):,} characters long; the limit is {max_chars:,}")
+    if any(_unsafe_char(c) for c in url):
+        raise FetchError(f"{_shown(url)!r} is not a link: it holds spaces or control characters")
+    try:
+        url = urldefrag(strip_credentials(url))[0]
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as err:
+        raise FetchError(f"{_shown(url)!r} is not a valid link ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError(f"{_shown(url)!r} is not an http(s) URL")
+    # these would be percent-encoded when sent anyway; encoded here, the link cannot close the
+    # "saved from" comment it is stored in
+    return url.replace('"', "%22").replace("<", "%3C").replace(">", "%3E")
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> bool:
+    """Whether a fetch may connect to `ip`: False for loopback, private, link-local, multicast,
+    reserved, unspecified and other non-global addresses, IPv4 and IPv6 (site-local too). An IPv6
+    address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64, Teredo) is refused when that one is."""
+    if isinstance(ip, str):
+        ip = ipaddress.ip_address(ip)
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if ip in _NAT64:  # what a DNS64 resolver gives for an IPv4-only host: judged by that host
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        inside = [ip.sixtofour, *(ip.teredo or ())]
+        if any(v4 is not None and not is_public_address(v4) for v4 in inside):
+            return False
+        if ip.is_site_local:
+            return False
+    return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
+
+
+class _Refused(Exception):
+    """Raised inside the connection pool (not an httpcore error, so it passes through unmapped)."""
+
+
+def checked_addresses(host: str, port: int, allow_private: bool = False) -> list[str]:
+    """The addresses `host` resolves to (socket.getaddrinfo), in order, when every one of them may
+    be connected to; raises _Refused when one may not (a name that also resolves to a private
+    address is refused: which one a connection gets is not ours to choose)."""
+    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not allow_private and not all(is_public_address(ipaddress.ip_address(a)) for a in addresses):
+        raise _Refused(host)
+    return addresses
+
+
+@functools.cache
+def _transport_class():
+    """httpx's own transport over a connection pool whose every new connection goes to an address
+    checked by checked_addresses() (defined on first use: httpx is imported only to fetch)."""
+    import httpcore
+    import httpx
+
+    class CheckedBackend(httpcore.SyncBackend):
+        def __init__(self, allow_private: bool):
+            self.allow_private = allow_private
+
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            try:
+                addresses = checked_addresses(host, port, self.allow_private)
+            except OSError as err:  # the name does not resolve
+                raise httpcore.ConnectError(str(err)) from None
+            failure = httpcore.ConnectError(f"{host} has no address")
+            for address in addresses:  # an IP address: connecting resolves nothing more
+                try:
+                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as err:
+                    failure = err
+            raise failure
+
+    class CheckedTransport(httpx.HTTPTransport):
+        def __init__(self, allow_private: bool):
+            super().__init__()
+            # the pool HTTPTransport.handle_request sends through; TLS still checks the host's name
+            self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                                 network_backend=CheckedBackend(allow_private))
+
+    return CheckedTransport
 
 
 def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
-          accept: tuple[str, ...] = HTML_TYPES, what: str = "a web page") -> Fetched:
+          accept: tuple[str, ...] = HTML_TYPES, what: str = "a web page", *,
+          allow_private: bool | None = None, max_url_chars: int = MAX_URL_CHARS) -> Fetched:
     """GET `url` within `timeout` seconds (to connect, and between bytes; the whole download within
-    four times that) and `max_bytes`; only the content types in `accept` (all when empty). Raises a
-    FetchError subclass that says what went wrong."""
+    four times that) and `max_bytes`; only the content types in `accept` (all when empty). Follows
+    at most 5 redirects, each hop's address checked: a private or local one is refused unless
+    `allow_private` (None: QA_FETCH_PRIVATE, off by default). Raises a FetchError subclass that says
+    what went wrong, in one line."""
     import httpx  # only needed when fetching
 
+    if allow_private is None:
+        allow_private = Settings.from_env().fetch_private
     deadline = time.monotonic() + 4 * timeout  # a server trickling bytes cannot hold us forever
 
-    url = normalize_url(url)
+    url = current = normalize_url(url, max_url_chars)
     headers = {"User-Agent": USER_AGENT, "Accept": ", ".join(accept) + ", */*;q=0.1"}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5, headers=headers) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    raise HTTPStatusError(f"{url}: the server answered {response.status_code} "
-                                          f"{response.reason_phrase or ''}".rstrip())
-                content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                if accept and content_type not in accept:
-                    raise NotHTML(f"{url}: not {what} (content type {content_type or 'missing'})")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise TooLarge(f"{url}: {format_size(int(declared))}, larger than the limit of {format_size(max_bytes)}")
-                body = bytearray()
-                for piece in response.iter_bytes():
-                    body += piece
-                    if len(body) > max_bytes:  # a server may lie about, or omit, the length
-                        raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
-                    if time.monotonic() > deadline:
-                        raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s")
-                return Fetched(url, str(response.url), content_type, bytes(body))
-    except httpx.TooManyRedirects:
-        raise URLUnreachable(f"{url}: too many redirects") from None
+        with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers,
+                          transport=_transport_class()(allow_private)) as client:
+            for hop in range(MAX_REDIRECTS + 1):
+                try:
+                    with client.stream("GET", current) as response:
+                        got = _read_response(url, current, response, max_bytes, accept, what, timeout, deadline)
+                        if got is not _NEXT_HOP:
+                            return got
+                        location = response.headers["location"]
+                except _Refused:
+                    where = url if current == url else f"{url}: redirected to {current}"
+                    raise PrivateAddress(f"{where}: {REFUSED}") from None
+                if hop == MAX_REDIRECTS:
+                    raise URLUnreachable(f"{url}: too many redirects (more than {MAX_REDIRECTS})")
+                try:
+                    current = normalize_url(urljoin(current, location), max_url_chars)
+                except FetchError as err:
+                    raise FetchError(f"{url}: redirected to a link that is refused: {err}") from None
+    except FetchError:
+        raise
     except httpx.TimeoutException:
         raise URLUnreachable(f"{url}: no answer within {timeout:g} s") from None
     except httpx.HTTPError as err:  # DNS, refused connection, TLS, broken transfer
-        raise URLUnreachable(f"{url}: cannot be reached ({type(err).__name__}: {err})") from None
+        raise URLUnreachable(f"{url}: cannot be reached ({type(err).__name__}: {_shown(str(err), 200)})") from None
+    except (httpx.InvalidURL, ValueError, UnicodeError) as err:  # a link httpx cannot send (too long, a bad host)
+        why = f"{type(err).__name__}: {_shown(str(err), 200)}"
+        raise FetchError(f"{_shown(current)}: not a valid link ({why})") from None
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _read_response(url: str, current: str, response, max_bytes: int, accept: tuple[str, ...], what: str,
+                   timeout: float, deadline: float):
+    """The page of one response, or _NEXT_HOP when it is a redirect to follow."""
+    if response.is_redirect:
+        return _NEXT_HOP
+    if response.status_code >= 400:
+        raise HTTPStatusError(f"{url}: the server answered {response.status_code} "
+                              f"{response.reason_phrase or ''}".rstrip())
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if accept and content_type not in accept:
+        raise NotHTML(f"{url}: not {what} (content type {content_type or 'missing'})")
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(f"{url}: {format_size(int(declared))}, larger than the limit of {format_size(max_bytes)}")
+    body = bytearray()
+    for piece in response.iter_bytes():
+        body += piece
+        if len(body) > max_bytes:  # a server may lie about, or omit, the length
+            raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
+        if time.monotonic() > deadline:
+            raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s")
+    return Fetched(url, current, content_type, bytes(body))
 
 
 def file_name(url: str) -> str:
-    """A stable file name for a URL: readable host and path, plus a hash that makes it unique."""
+    """A stable file name for a URL: readable host and path, plus a hash that makes it unique (never
+    a user:password@ part)."""
+    url = strip_credentials(url)
     parts = urlsplit(url)
     readable = re.sub(r"[^A-Za-z0-9]+", "-", f"{parts.netloc}{parts.path}".removeprefix("www.")).strip("-")[:70]
     return f"{readable or 'page'}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.html"
@@ -113,7 +279,8 @@ def file_name(url: str) -> str:
 
 def with_url(data: bytes, url: str) -> bytes:
     """The page with the browsers' "saved from url=(length)URL" comment (after a doctype, if any);
-    an older such comment is replaced."""
+    an older such comment is replaced. A user:password@ part of the URL is not written."""
+    url = strip_credentials(url)
     data = SAVED_FROM.sub("", data[:4096].decode("latin-1"), count=1).encode("latin-1") + data[4096:]
     comment = f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "backslashreplace")
     doctype = re.match(rb"\s*(?:\xef\xbb\xbf)?\s*<!doctype[^>]*>\s*", data, re.IGNORECASE)
@@ -141,17 +308,19 @@ class Page:
 
 
 def download(url: str, settings: Settings | None = None) -> Page:
-    """Fetch `url` and check that its page has article text; writes nothing."""
+    """Fetch `url` and check that its page has article text; writes nothing. The page's URL (its
+    source, its file name, its "saved from" comment) is the one it was read from, after redirects."""
     s = settings or Settings.from_env()
-    got = fetch(url, s.fetch_timeout, s.fetch_max_bytes)
-    data = with_url(got.data, got.url)
+    got = fetch(url, s.fetch_timeout, s.fetch_max_bytes, allow_private=s.fetch_private, max_url_chars=s.max_url_chars)
+    source = got.final_url
+    data = with_url(got.data, source)
     try:
-        article = parse_article(data, ".html", file_name(got.url), got.url)
+        article = parse_article(data, ".html", file_name(source), source)
     except ValueError as err:
-        raise NoMainText(f"{got.url}: {err}") from None
+        raise NoMainText(f"{source}: {err}") from None
     if len(article.text) < MIN_TEXT_CHARS:
-        raise NoMainText(f"{got.url}: no article text in the page (only {len(article.text)} characters of main text)")
-    return Page(got.url, data, article.title)
+        raise NoMainText(f"{source}: no article text in the page (only {len(article.text)} characters of main text)")
+    return Page(source, data, article.title)
 
 
 def save(folder: str | Path, page: Page, known: dict[str, dict] | None = None, subfolder: str = "") -> tuple[Path, bytes | None]:
@@ -194,15 +363,18 @@ __all__ = [
     "NoMainText",
     "NotHTML",
     "Page",
+    "PrivateAddress",
     "TooLarge",
     "URLUnreachable",
     "download",
     "fetch",
     "file_name",
     "is_article_path",
+    "is_public_address",
     "normalize_url",
     "save",
     "save_page",
+    "strip_credentials",
     "target_for",
     "with_url",
 ]
