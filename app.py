@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from qa import QA, Answer, ArticleRejected, InvalidQuestion, QAError
-from qa.articles import SUFFIXES
+from qa.sources.files import SUFFIXES
 from qa.config import Settings, format_size
 from qa.stores import describe
 

@@ -105,8 +105,8 @@ def main() -> None:
         result["index_build"] = {"passages": len(stored.chunks), "seconds": seconds,
                                  "passages_per_second": len(stored.chunks) / seconds}
         # the eval index is not this QA's folder (its CURRENT names the seed version): swap it in directly
-        qa._search = EmbeddedSearch(stored)
-        qa._retriever = Retriever(qa._search, embedder)
+        qa.live._search = EmbeddedSearch(stored)
+        qa.live._retriever = Retriever(qa.live._search, embedder)
         result["open_corpus_seconds_per_question"] = time_questions(qa, [e.question for e in examples[: args.questions]])
         result["reader_windows_per_second_at_384"] = reader_throughput(reader, [a.text * 3 for a in articles[:64]])
     result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from load_app import big_article, rss_mb
 
-from qa import QA, pipeline
+from qa import QA, live
 from qa.config import parse_size
 
 
@@ -36,8 +36,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    trim = pipeline._give_memory_back
-    pipeline._give_memory_back = gc.collect  # measured apart below
+    trim = live._give_memory_back
+    live._give_memory_back = gc.collect  # measured apart below
     work = Path(tempfile.mkdtemp(prefix="qa-memory-"))
     shutil.copy2(ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt", work / "seed.txt")
     (work / "articles").mkdir()

@@ -161,7 +161,7 @@ def ours(seeds: dict, questions: list[str], repeat: int, work: Path) -> tuple[di
     shutil.copytree(ROOT / "seeds", work / "articles")
     qa = QA(settings=Settings.from_env(articles=work / "articles", index=work / "index"))
     data = {
-        "passages": [{"text": c.text, "article": c.article_id} for c in qa._search.stored.chunks],
+        "passages": [{"text": c.text, "article": c.article_id} for c in qa.live._search.stored.chunks],
         "questions": questions, "reader": str(Path(qa.settings.reader_path).resolve()),
         "embedder": str(shipped_embedder_path()),
     }

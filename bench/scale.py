@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from qa.articles import Article
 from qa.chunking import chunk_article
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.retrieval import Retriever
+from qa.sources.files import Article
 from qa.stores.embedded import EmbeddedSearch, build_faiss, load_index, update_index
 
 DATA = ROOT.parent / "shared" / "data" / "qa"

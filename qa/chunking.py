@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .articles import Article
+from .sources.files import Article
 
 
 @dataclass(frozen=True)

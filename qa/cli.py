@@ -92,10 +92,13 @@ def ask(question: str, articles: ArticlesOpt = None, index: IndexOpt = None, sto
         k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages to read")] = None,
         reader: ReaderOpt = None, json_out: JsonOpt = False):
     """Answer a question from the articles."""
+    from . import limits
     from .pipeline import QA
 
     try:
-        qa = QA(settings=_settings(articles, index, store, reader=reader))
+        settings = _settings(articles, index, store, reader=reader)
+        question = limits.question(question, settings.max_question_chars)  # refused before any model loads
+        qa = QA(settings=settings)
         a = qa.answer(question, k=k)
     except QAError as err:
         _fail(err)
@@ -148,7 +151,8 @@ def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data"
     """Calibrate the abstention threshold and the confidence on the articles held out of training;
     writes calibration.json beside the reader's weights."""
     from .embedding import Embedder
-    from .evaluate import calibrate as run, save_calibration
+    from .evaluate import calibrate as run
+    from .evaluate import save_calibration
     from .reader import Reader
     from .squad import read_squad
     from .train import CALIBRATION_FILE, is_calibration
@@ -177,7 +181,8 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           snapshots: Annotated[str, typer.Option(help="comma-separated steps to keep a copy at (learning curve)")] = "",
           threads: int = 0):
     """Fine-tune the extractive reader (resumable)."""
-    from .train import TrainConfig, train as run, training_files
+    from .train import TrainConfig, training_files
+    from .train import train as run
 
     files = training_files(data)
     if not files:
@@ -217,6 +222,7 @@ def add_urls(urls: Annotated[list[str], typer.Argument(help="web page URLs", sho
     """Fetch web pages into the articles folder and index them; the same URL again updates its page.
     A page that cannot be used (unreachable, 404, not HTML, too large, no article text) is reported
     and the others are still added (exit code 1)."""
+    from . import limits
     from .sources.web import save_page
 
     settings = Settings.from_env(articles=articles, index=index)
@@ -225,6 +231,7 @@ def add_urls(urls: Annotated[list[str], typer.Argument(help="web page URLs", sho
     known, results = _indexed(settings), []
     for url in urls:
         try:
+            url = limits.url(url, settings.max_url_chars)
             path, replaced = save_page(settings.articles, url, settings, known, getattr(settings, "uploads", "") or "")
         except QAError as err:
             results.append({"url": url, "error": str(err)})

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .articles import Article
 from .embedding import Embedder
 from .retrieval import Retriever
+from .sources.files import Article
 from .squad import Example
 from .stores.embedded import EmbeddedSearch, update_index
 

@@ -10,8 +10,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ModelLoadError
-from .modelref import check_folder, hub_kwargs, looks_like_path
 from .export import RECIPE
+from .modelref import check_folder, hub_kwargs, looks_like_path
 from .runtime import OnnxEncoder, onnx_embedder_supported, resolve_runtime
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,12 @@ class QAError(Exception):
         return _ABSOLUTE_PATH.sub(lambda m: m.group(1), str(self))
 
 
-class InvalidQuestion(QAError, ValueError):
-    """Empty, whitespace-only or over-long question."""
+class InvalidInput(QAError, ValueError):
+    """A request outside the bounds of qa/limits.py: a wrong type, too long, too many."""
+
+
+class InvalidQuestion(InvalidInput):
+    """Empty (or only invisible characters), over-long or not valid text."""
 
 
 class ArticlesNotFound(QAError, FileNotFoundError):

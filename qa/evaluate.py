@@ -20,14 +20,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .aggregate import FEATURES, candidates, combined_score, fit
-from .articles import Article
+from .answers import decide, early_stop
 from .config import Settings
 from .distractors import paragraph_articles
 from .embedding import Embedder
 from .metrics import best_score, exact_match, token_f1
-from .pipeline import decide, early_stop
 from .reader import Calibration, EarlyStop, Reader, merge_readings, passages_needed
 from .retrieval import Retriever
+from .sources.files import Article
 from .squad import Example, read_squad
 from .stores.embedded import EmbeddedSearch, update_index
 from .stores.postgres import PostgresStore, is_database_url

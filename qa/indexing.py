@@ -16,14 +16,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import errors
-from .articles import load_articles
 from .config import Settings
 from .embedding import Embedder
+from .sources.files import load_articles
 from .stores.embedded import (
     StoredIndex,
     UpdateReport,
     check_current,
     update_index,
+    wait_quietly_for,
     writer_lock,
 )
 from .stores.postgres import PostgresStore, is_database_url
@@ -99,6 +100,7 @@ def _child() -> None:
         os.nice(CHILD_NICE)
     except OSError:  # not allowed here: it still runs, only at the parent's priority
         pass
+    wait_quietly_for(os.getppid())  # the chat that started this child may hold the lock: not news
     job = json.loads(sys.stdin.read())
     values = job["settings"]
     settings = Settings(**{k: Path(v) if k in ("articles", "index") else v for k, v in values.items()})

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from qa.answers import decide
 from qa.chunking import Chunk
-from qa.pipeline import decide
 from qa.retrieval import Passage
 
 from .conftest import SEED_ARTICLE, SEEDS

@@ -9,7 +9,7 @@ from gradio_client.exceptions import AppError
 
 import app as chat_app  # the repo root is on sys.path (tests/ is a package under it)
 from qa import ArticleRejected
-from qa.articles import safe_name
+from qa.sources.files import safe_name
 
 TITLE = "South Korea Launches First AI-Enhanced Feature Film &#x27;Run to the West&#x27;"  # as escaped in HTML
 ABSTAINS = "could not find the answer in the articles"

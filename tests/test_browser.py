@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytestmark = pytest.mark.browser
 
 BOT = '#chat [data-testid="bot"]'  # the assistant's messages

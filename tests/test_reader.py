@@ -7,7 +7,7 @@ from qa.errors import ModelLoadError
 from qa.reader import EarlyStop, Reader, merge_readings, passages_needed
 from qa.windows import make_windows
 
-from .conftest import SEEDS, SEED_ARTICLE
+from .conftest import SEED_ARTICLE, SEEDS
 
 ARTICLE = (SEEDS / SEED_ARTICLE).read_text(encoding="utf-8")
 FIRST_PARAGRAPHS = ARTICLE[ARTICLE.index("South Korea has made"):ARTICLE.index("The movie features")]

@@ -11,8 +11,8 @@ import pytest
 
 from qa import QA, ModelLoadError, Settings
 from qa.config import PACKAGE_ROOT, SHIPPED_READER
-from qa.reader import Reader
 from qa.export import model_inputs, onnx_model, weights_key
+from qa.reader import Reader
 from qa.runtime import OnnxReader, resolve_runtime
 from qa.windows import make_windows
 

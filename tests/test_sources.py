@@ -8,8 +8,8 @@ import re
 import pytest
 
 from qa import QA, Settings
-from qa.articles import load_articles, read_article
 from qa.config import PACKAGE_ROOT
+from qa.sources.files import load_articles, read_article
 
 PAGES = PACKAGE_ROOT.parent / "shared" / "data" / "news-html"
 pytestmark = pytest.mark.skipif(not (PAGES / "README.md").is_file(),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import faiss
 import pytest
 
-from qa.articles import Article, load_articles
 from qa.errors import IndexCorrupt
+from qa.sources.files import Article, load_articles
 from qa.stores.embedded import load_index, update_index
 
 from .conftest import SEEDS

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from qa.articles import load_articles, read_article
 from qa.chunking import chunk_article, sentences
 from qa.config import Settings
 from qa.errors import ArticlesNotFound
 from qa.metrics import best_score, exact_match, normalize, token_f1
+from qa.sources.files import load_articles, read_article
 from qa.windows import answer_tokens, make_windows
 
-from .conftest import SEEDS, SEED_ARTICLE
+from .conftest import SEED_ARTICLE, SEEDS
 
 
 @pytest.fixture(scope="module")

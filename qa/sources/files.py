@@ -1,4 +1,4 @@
-"""A folder of .txt, .md and .html articles -> Articles.
+"""Article, what every source ends as, and a folder of .txt, .md and .html articles -> Articles.
 
 HTML pages go through trafilatura (with htmldate): the headline, publication date, author and site
 name, and the article body only, without the page furniture (menus, cookie banners, share buttons,
@@ -6,18 +6,40 @@ related links, footers). The body is what we index and what answer offsets point
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..articles import Article, Unreadable
 from ..config import format_size
 from ..errors import ArticlesNotFound
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Article:
+    """What every source ends as (a file, a web page, a feed item)."""
+
+    id: str            # the file's path relative to the articles folder: stable while the file stays put
+    title: str
+    text: str          # what passages and answer offsets refer to (for a web page: its main text only)
+    source: str        # where it came from: the page's URL when known, else the file's path
+    published: str | None   # YYYY-MM-DD
+    sha256: str        # of the file's bytes: an edit changes it, a touch does not
+    author: str | None = None
+    site: str | None = None     # the outlet ("Phys.org", "Deutsche Welle")
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    source: str
+    reason: str
 
 SUFFIXES = (".txt", ".md", ".html", ".htm")
 HTML_SUFFIXES = (".html", ".htm")
@@ -47,8 +69,7 @@ def load_articles(folder: str | Path, max_bytes: int | None = None) -> tuple[lis
             stat = path.stat()
             size = stat.st_size
             if max_bytes is not None and size > max_bytes:
-                raise ValueError(f"{format_size(size)}, larger than the limit of {format_size(max_bytes)} "
-                                 "(QA_MAX_ARTICLE_BYTES)")
+                raise ValueError(too_large(size, max_bytes))
             # a page is parsed again only when its file changed: a watched folder of many pages is
             # re-listed on every change, and extracting a page's main text costs tens of milliseconds
             key = (path.relative_to(folder).as_posix(), size, stat.st_mtime_ns, stat.st_ino)
@@ -72,14 +93,28 @@ def is_article_path(path: Path, folder: Path | None = None) -> bool:
 
 
 def safe_name(filename: str) -> str:
-    """A plain ASCII file name with an article suffix: no folders, no leading dots, nothing odd."""
+    """A plain file name with an article suffix: no folders, no leading dots, nothing odd. Letters and
+    digits of any script are kept (新闻.txt stays 新闻.txt); anything else becomes a hyphen."""
     stem, suffix = os.path.splitext(os.path.basename(filename.replace("\\", "/")))
     suffix = suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"only {', '.join(SUFFIXES)} files can be added, not {suffix or 'a file without one'}")
-    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:80] or "article"
+    stem = unicodedata.normalize("NFKC", stem)
+    stem = re.sub(r"[^\w-]+", "-", stem).strip("-_")[:80] or "article"
     return stem + suffix
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    return f"{format_size(size)}, larger than the limit of {format_size(max_bytes)} (QA_MAX_ARTICLE_BYTES)"
+
+
+def check_article(raw: bytes, name: str, source: str, max_bytes: int) -> Article:
+    """The rule every way into the articles folder (an upload, a link, a feed item) shares with the
+    indexer: what this refuses (ValueError, with the reason) the indexer would skip, so a file is
+    refused before it is written and "added" means answerable."""
+    if len(raw) > max_bytes:
+        raise ValueError(too_large(len(raw), max_bytes))
+    return parse_article(raw, Path(name).suffix.lower(), name, source)
 
 
 def read_article(path: Path, article_id: str) -> Article:
@@ -88,6 +123,12 @@ def read_article(path: Path, article_id: str) -> Article:
 
 def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Article:
     """An article from a file's bytes; ValueError (with the reason) if it is not usable text."""
+    digest = hashlib.sha256(raw).hexdigest()   # of the file as it is, whatever its encoding
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # UTF-16 has NUL bytes but is text
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"not valid UTF-16 text (byte {err.start})") from None
     if b"\x00" in raw[:8192]:
         raise ValueError("binary file, not text")
     meta: dict = {}
@@ -98,7 +139,7 @@ def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Arti
         try:
             content = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            raise ValueError(f"not UTF-8 text (byte {err.start})") from None
+            raise ValueError(f"not UTF-8 or UTF-16 text (byte {err.start})") from None
         text = content.replace("\r\n", "\n").strip()
         meta = {"title": _title_of(text, markdown=suffix == ".md"), "published": _date_of(text), **_header_of(text)}
     if not text.strip():
@@ -110,7 +151,7 @@ def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Arti
         text=text,
         source=url or source,
         published=meta.get("published"),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=digest,
         author=meta.get("author"),
         site=meta.get("site"),
         url=url,

@@ -34,8 +34,8 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from ..config import Settings, format_size
-from ..errors import ArticleRejected, StorageError
-from .files import SAVED_FROM, is_article_path, parse_article
+from ..errors import ArticleRejected, ArticlesNotFound, StorageError
+from .files import SAVED_FROM, check_article, is_article_path, too_large
 
 USER_AGENT = "article-qa/0.1 (+https://github.com/; fetches pages a user asked for)"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -314,8 +314,10 @@ def download(url: str, settings: Settings | None = None) -> Page:
     got = fetch(url, s.fetch_timeout, s.fetch_max_bytes, allow_private=s.fetch_private, max_url_chars=s.max_url_chars)
     source = got.final_url
     data = with_url(got.data, source)
+    if len(data) > s.max_article_bytes:  # the indexer would skip it: refused before it is written
+        raise TooLarge(f"{source}: {too_large(len(data), s.max_article_bytes)}")
     try:
-        article = parse_article(data, ".html", file_name(source), source)
+        article = check_article(data, file_name(source), source, s.max_article_bytes)
     except ValueError as err:
         raise NoMainText(f"{source}: {err}") from None
     if len(article.text) < MIN_TEXT_CHARS:
@@ -326,6 +328,9 @@ def download(url: str, settings: Settings | None = None) -> Page:
 def save(folder: str | Path, page: Page, known: dict[str, dict] | None = None, subfolder: str = "") -> tuple[Path, bytes | None]:
     """Write `page` into the articles folder: over the earlier copy of the same URL if there is one.
     Returns (path, the earlier copy's bytes or None), so a caller can put things back."""
+    if not Path(folder).is_dir():  # deleted meanwhile: never start a new, smaller folder
+        raise ArticlesNotFound(f"articles folder not found: {folder}; nothing was changed",
+                               public="the server's articles folder is missing; nothing was changed")
     target = target_for(Path(folder), page.url, known, subfolder)
     before = target.read_bytes() if target.is_file() else None
     write_atomically(target, page.data)
@@ -341,10 +346,11 @@ def save_page(folder: str | Path, url: str, settings: Settings | None = None,
 
 def write_atomically(target: Path, data: bytes) -> None:
     """Write beside the target under a hidden name (the loader and the watcher skip it), then rename:
-    the folder never holds half a page."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    the folder never holds half a page. Only a missing uploads subfolder is created, never the
+    articles folder itself."""
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     try:
+        target.parent.mkdir(exist_ok=True)
         with open(tmp, "wb") as out:
             out.write(data)
             out.flush()

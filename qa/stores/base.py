@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..articles import Article
 from ..chunking import Chunk
+from ..sources.files import Article
 
 
 @dataclass(frozen=True)

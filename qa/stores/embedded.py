@@ -27,10 +27,10 @@ import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ..articles import Article
 from ..chunking import Chunk, chunk_article
 from ..embedding import Embedder
 from ..errors import IndexBusy, IndexCorrupt, StorageError
+from ..sources.files import Article
 from .base import ArticleEntry, Hit, UpdateReport, chunking_settings, plan_changes
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,21 @@ def load_index(root: str | Path) -> StoredIndex | None:
     except Exception as err:  # truncated JSON, short .npy, bad FAISS file...: all mean "rebuild"
         raise IndexCorrupt(f"index at {root} is unreadable: {err}") from err
     n = sum(a["chunks"] for a in manifest["articles"].values())
+    if vectors.ndim != 2 or vectors.shape[1] != index.d:
+        raise IndexCorrupt(f"index at {root} is inconsistent: vectors of shape {vectors.shape}, "
+                           f"FAISS of dimension {index.d}")
     if not (len(chunks) == len(vectors) == index.ntotal == n):
         raise IndexCorrupt(f"index at {root} is inconsistent: {len(chunks)} passages, {len(vectors)} vectors, "
                            f"{index.ntotal} in FAISS, {n} in the manifest")
     return StoredIndex(manifest, chunks, vectors, index, folder)
+
+
+_quiet_holders: set[int] = set()
+
+
+def wait_quietly_for(pid: int) -> None:
+    """Waiting for process `pid`'s lock is routine (the chat, in its own indexing child): no warning."""
+    _quiet_holders.add(pid)
 
 
 @contextmanager
@@ -109,8 +120,10 @@ def writer_lock(root: str | Path, timeout: float = 600.0):
                 holder = (root / HOLDER_FILE).read_text().strip()
             except OSError:
                 holder = "another writer"
-            # another process: say so; another thread of this one (the chat's add and its watcher): routine
-            level = logging.INFO if holder.startswith(f"process {os.getpid()} ") else logging.WARNING
+            # another process: say so; another thread of this one (the chat's add and its watcher), or
+            # the chat whose indexing child this is: routine
+            ours = (f"process {os.getpid()} ", *(f"process {pid} " for pid in _quiet_holders))
+            level = logging.INFO if holder.startswith(ours) else logging.WARNING
             log.log(level, "the index %s is being updated by %s; waiting for it (up to %.0f s)", root, holder, timeout)
             lock.acquire(timeout=timeout)
     except Timeout:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..articles import Article
+from ..sources.files import Article
 from ..chunking import Chunk, chunk_article
 from ..embedding import Embedder
 from ..errors import DatabaseError, IndexBusy, SchemaMismatch
