@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import limits
 from .config import Settings
-from .errors import ArticleRejected, ArticlesNotFound, StorageError
+from .errors import ArticleRejected, ArticlesNotFound, QAError, StorageError
 from .live import LiveIndex
 from .sources.files import check_article, safe_name
 
@@ -34,6 +34,7 @@ class Library:
     def __init__(self, settings: Settings, live: LiveIndex):
         self.settings = settings
         self.live = live
+        self._background: list = []   # the folder watcher and the feed poller
 
     def add_article(self, filename: str, data: bytes) -> str:
         """Store an article in the uploads folder under a safe new name (never overwriting a file)
@@ -153,3 +154,33 @@ class Library:
         except BaseException:
             undo()
             raise
+
+    # -- while a chat runs: the folder watched, the feeds polled ---------------------------------
+    def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
+        """Watch the articles folder (a change is indexed within seconds, a burst of them in one
+        update) and poll the feeds every `feed_interval` seconds. Defaults: the `watch` setting, and
+        feeds when `feed_interval` > 0."""
+        from .sources.feeds import FeedPoller
+        from .sources.watch import FolderWatcher
+
+        s = self.settings
+        if self._background:
+            return
+        if s.watch if watch is None else watch:
+            self._background.append(FolderWatcher(s.articles, lambda _paths: self._update_quietly(),
+                                                  quiet_ms=s.watch_debounce_ms).start())
+            self._update_quietly()  # what changed before the watcher started
+        if (s.feed_interval > 0) if feeds is None else feeds:
+            self._background.append(FeedPoller(s, lambda _report: self._update_quietly(),
+                                               known=lambda: self.live.articles).start())
+
+    def stop_background(self) -> None:
+        while self._background:
+            self._background.pop().stop()
+
+    def _update_quietly(self) -> None:
+        try:
+            report = self.live.refresh()
+            log.info("index: %s", report.summary())
+        except QAError as err:  # e.g. the folder deleted, the last article removed: keep answering from what we have
+            log.warning("index not updated: %s", err)

@@ -12,7 +12,6 @@ from .answers import Answer, about_article, decide, early_stop
 from .config import Settings
 from .duplicates import Duplicates
 from .embedding import Embedder
-from .errors import QAError
 from .indexing import WORKERS
 from .library import Library
 from .live import LiveIndex
@@ -57,7 +56,6 @@ class QA:
                                        s.runtime, s.runtime_cache or None)
         self.live = LiveIndex(s, self.embedder)
         self.library = Library(s, self.live)
-        self._background: list = []   # the folder watcher and the feed poller
         if s.auto_update:
             self.update()
         else:
@@ -99,32 +97,11 @@ class QA:
         return self.live.last_report
 
     def start_background(self, watch: bool | None = None, feeds: bool | None = None) -> None:
-        """While a chat runs: watch the articles folder (a change is indexed within seconds, a burst
-        of them in one update) and poll the feeds every `feed_interval` seconds. Defaults: the
-        `watch` setting, and feeds when `feed_interval` > 0."""
-        from .sources.feeds import FeedPoller
-        from .sources.watch import FolderWatcher
-
-        s = self.settings
-        if self._background:
-            return
-        if s.watch if watch is None else watch:
-            self._background.append(FolderWatcher(s.articles, lambda _paths: self._update_quietly(),
-                                                  quiet_ms=s.watch_debounce_ms).start())
-            self._update_quietly()  # what changed before the watcher started
-        if (s.feed_interval > 0) if feeds is None else feeds:
-            self._background.append(FeedPoller(s, lambda _report: self._update_quietly(),
-                                               known=lambda: self.articles).start())
+        """While a chat runs: watch the articles folder and poll the feeds (Library.start_background)."""
+        self.library.start_background(watch, feeds)
 
     def stop_background(self) -> None:
-        while self._background:
-            self._background.pop().stop()
-
-    def _update_quietly(self) -> None:
-        try:
-            self.update()
-        except QAError as err:  # e.g. the folder deleted, the last article removed: keep answering from what we have
-            log.warning("index not updated: %s", err)
+        self.library.stop_background()
 
     # -- answering ------------------------------------------------------------------------------
     def validate(self, question: str) -> str:

@@ -112,11 +112,11 @@ def test_poller_indexes_new_items_while_running(site, make_qa):
         a = qa.answer("Who drew up the plan for district 5?")
         assert a.text == "Sofia Mendes5" and a.title == "Council story 5"
         site.put("/rss.xml", "<html>oops</html>", "text/html")  # the feed breaks: the poller goes on
-        polls = qa._background[0].polls
+        polls = qa.library._background[0].polls
         deadline = time.time() + 10
-        while time.time() < deadline and qa._background[0].polls < polls + 2:
+        while time.time() < deadline and qa.library._background[0].polls < polls + 2:
             time.sleep(0.2)
-        assert qa._background[0].polls >= polls + 2 and qa._background[0].last_report.errors
+        assert qa.library._background[0].polls >= polls + 2 and qa.library._background[0].last_report.errors
     finally:
         qa.stop_background()
 

@@ -58,7 +58,7 @@ def test_added_changed_removed_while_live(live):
 
 
 def test_a_burst_is_one_update(live):
-    watcher = live._background[0]
+    watcher = live.library._background[0]
     bursts = watcher.bursts
     folder = live.settings.articles
     for i in range(8):  # eight files written in quick succession: one burst
@@ -69,7 +69,7 @@ def test_a_burst_is_one_update(live):
 
 
 def test_hidden_and_other_files_are_ignored(live):
-    watcher = live._background[0]
+    watcher = live.library._background[0]
     bursts = watcher.bursts
     folder = live.settings.articles
     (folder / ".draft.txt.part").write_text("half a page")
@@ -81,5 +81,5 @@ def test_hidden_and_other_files_are_ignored(live):
 def test_watch_setting_off(make_qa):
     qa = make_qa(watch=False, feed_interval=0)
     qa.start_background()
-    assert qa._background == []
+    assert qa.library._background == []
     assert Settings.from_env(watch=False).watch is False
