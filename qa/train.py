@@ -39,6 +39,9 @@ class TrainConfig:
     stride: int = 128
     batch_size: int = 16                # windows per step, whole question groups
     distractors: int = 1                # retrieved non-gold passages read with each question
+    # share of questions read against their distractors only, the gold paragraph left out, and taught
+    # "no answer": the article is not in the folder, though passages of the same kind are (issue 21)
+    absent_rate: float = 0.0
     headline_rate: float = 0.3          # share of contexts given a headline line on top, as articles have
     max_group_windows: int = 8
     max_steps: int = 0                  # > 0: stop (and decay the learning rate to 0) at this step
@@ -116,18 +119,22 @@ def with_headline(example: Example, context: str, rng: random.Random) -> tuple[s
 def build_groups(tokenizer, examples: list[Example], distractors: list[list[str]], cfg: TrainConfig) -> list[Group]:
     rng = random.Random(cfg.seed)
     groups = []
+    absent: set[int] = set()   # questions whose gold paragraph is left out: their right answer is "none"
     step = 1000  # tokenise in slices so the progress bar moves
     for lo in tqdm(range(0, len(examples), step), desc="windows", unit="slice"):
         questions, contexts, owner = [], [], []   # one entry per (question, context) pair
         for i in range(lo, min(lo + step, len(examples))):
             ex = examples[i]
-            for j, ctx in enumerate([ex.context, *distractors[i]]):
+            gone = bool(distractors[i]) and rng.random() < cfg.absent_rate
+            if gone:
+                absent.add(i)
+            for j, ctx in enumerate(distractors[i] if gone else [ex.context, *distractors[i]]):
                 shift = 0
                 if rng.random() < cfg.headline_rate:
                     ctx, shift = with_headline(ex, ctx, rng)
                 questions.append(ex.question)
                 contexts.append(ctx)
-                owner.append((i, j == 0, shift))
+                owner.append((i, j == 0 and not gone, shift))
         per_example: dict[int, list[tuple[Window, tuple[int, int] | None]]] = {}
         for w in make_windows(tokenizer, questions, contexts, cfg.max_length, cfg.stride):
             i, gold, shift = owner[w.example]
@@ -141,7 +148,7 @@ def build_groups(tokenizer, examples: list[Example], distractors: list[list[str]
         for i, items in sorted(per_example.items()):
             items = items[: cfg.max_group_windows]
             labelled = [(k, lab) for k, (_, lab) in enumerate(items) if lab is not None]
-            if not examples[i].is_impossible and not labelled:
+            if not examples[i].is_impossible and not labelled and i not in absent:
                 continue  # the answer fell outside the windows kept: nothing right to learn from
             groups.append(Group(tuple(w for w, _ in items),
                                 tuple((k, lab[0]) for k, lab in labelled),
@@ -288,7 +295,9 @@ def train(cfg: TrainConfig) -> Path:
     groups = build_groups(tokenizer, examples, distractors, cfg)
     n_windows = sum(len(g.windows) for g in groups)
     n_impossible = sum(e.is_impossible for e in examples)
-    print(f"{len(examples)} questions ({n_impossible} unanswerable) -> {len(groups)} groups, {n_windows} windows")
+    n_absent = sum(not g.starts for g in groups) - n_impossible
+    print(f"{len(examples)} questions ({n_impossible} unanswerable, about {max(n_absent, 0)} read without their "
+          f"paragraph) -> {len(groups)} groups, {n_windows} windows")
 
     per_epoch = len(group_batches(groups, cfg.batch_size, cfg.seed))
     total = cfg.max_steps or int(per_epoch * cfg.epochs)

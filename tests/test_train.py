@@ -1,0 +1,43 @@
+"""Training groups (qa/train.py) on a few real questions, with the shipped reader's tokenizer: a
+question read with its paragraph learns the span; read without it (absent_rate), it learns "no answer"."""
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from qa.config import SHIPPED_READER
+from qa.squad import Example
+from qa.train import TrainConfig, build_groups
+
+CONTEXT = "The Port Ellis lighthouse was designed by the architect Odile Brandt in 1911."
+OTHER = ["The ferry Mira carries up to 180 passengers across Kestrel Bay.",
+         "Tomasz Wren chairs the harbour board, which paid 6.2 million pounds for the ferry."]
+EXAMPLES = [Example(f"q{i}", "Port Ellis", CONTEXT, q, (a,), (CONTEXT.index(a),))
+            for i, (q, a) in enumerate([("Who designed the lighthouse?", "Odile Brandt"),
+                                        ("When was the lighthouse designed?", "1911")])]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(SHIPPED_READER)
+
+
+def test_with_the_paragraph_the_span_is_learned(tokenizer):
+    groups = build_groups(tokenizer, EXAMPLES, [OTHER, OTHER], TrainConfig(headline_rate=0.0, absent_rate=0.0))
+    assert [len(g.windows) for g in groups] == [3, 3]
+    for g, ex in zip(groups, EXAMPLES):
+        ((k, start),) = g.starts
+        w = g.windows[k]
+        begin, _ = w.offsets[start]
+        assert k == 0 and CONTEXT[begin:].startswith(ex.answers[0])
+
+
+def test_without_the_paragraph_no_answer_is_learned(tokenizer):
+    groups = build_groups(tokenizer, EXAMPLES, [OTHER, OTHER], TrainConfig(headline_rate=0.0, absent_rate=1.0))
+    assert [len(g.windows) for g in groups] == [2, 2]   # the distractors only
+    assert all(g.starts == () and g.ends == () for g in groups)
+
+
+def test_without_distractors_the_paragraph_always_stays(tokenizer):
+    groups = build_groups(tokenizer, EXAMPLES, [[], []], TrainConfig(headline_rate=0.0, absent_rate=1.0))
+    assert [len(g.windows) for g in groups] == [1, 1] and all(g.starts for g in groups)
