@@ -1,7 +1,8 @@
 """Scale: both stores at 100,000+ passages. Build throughput, disk, memory, question p50/p95,
 recall@10 of the approximate (HNSW) search against exact search on the same real embeddings, the
-keyword lanes (bm25s in memory, PostgreSQL full-text) side by side, an update of 1% of the
-articles, and exact vs HNSW search time by corpus size (the embedded store's threshold).
+keyword lanes (bm25s in memory, BM25 computed in SQL in PostgreSQL) side by side, with how many questions
+they rank alike (the same top 10 in the same order), an update of 1% of the articles, and exact vs HNSW
+search time by corpus size (the embedded store's threshold).
 
 The corpus: one article per distinct context of every SQuAD-format file in ../shared/data/qa
 (7,957 contexts, about 8,300 passages). Those files hold no more text than that, so the rest, up
@@ -127,8 +128,9 @@ def timed(fn, *args, **kwargs):
 
 
 def lane_figures(store, embedder: Embedder, questions: list[tuple[str, str]], exact: np.ndarray | None,
-                 chunk_row: dict | None) -> dict:
-    """Per lane: p50/p95 ms, recall@10 of the gold article; dense: recall@10 against exact search."""
+                 chunk_row: dict | None, rankings: list | None = None) -> dict:
+    """Per lane: p50/p95 ms, recall@10 of the gold article; dense: recall@10 against exact search.
+    `rankings`: gets each question's keyword top 10 as (article, start) pairs."""
     vectors = embedder.embed([q for q, _ in questions])
     none = [frozenset()]
     dense_ms, keyword_ms, dense_gold, keyword_gold, ann = [], [], 0, 0, []
@@ -142,6 +144,8 @@ def lane_figures(store, embedder: Embedder, questions: list[tuple[str, str]], ex
         hits, s = timed(store.keyword, [q], vectors[i:i + 1], 10, none)
         keyword_ms.append(s * 1000)
         keyword_gold += any(h.chunk.article_id == gold for h in hits[0][:10])
+        if rankings is not None:
+            rankings.append([(h.chunk.article_id, h.chunk.start) for h in hits[0][:10]])
     n = len(questions)
     out = {"dense_p50_ms": round(statistics.median(dense_ms), 2), "dense_p95_ms": round(percentile(dense_ms, 95), 2),
            "keyword_p50_ms": round(statistics.median(keyword_ms), 2), "keyword_p95_ms": round(percentile(keyword_ms, 95), 2),
@@ -221,6 +225,7 @@ def main() -> int:
         print("exact vs hnsw:", json.dumps(result["exact_vs_hnsw"]), flush=True)
     edited = changed_articles(articles, 0.01)
 
+    embedded_rankings: list = []   # the embedded store's keyword top 10 per question, for PostgreSQL's to match
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         # -- the embedded store ----------------------------------------------------------------------
         if not args.skip_embedded:
@@ -235,7 +240,7 @@ def main() -> int:
                    "passages_per_s_with_embedding": round(len(chunks) / (write_s + embed_s), 1),
                    "faiss": live.manifest["faiss"], "disk_mb": round(du_mb(folder), 1), "load_s": round(load_s, 2),
                    "bm25_build_s": round(bm25_s, 1), "rss_added_mb": round(rss_mb() - before, 1)}
-            emb.update(lane_figures(search, embedder, questions, exact, chunk_row))
+            emb.update(lane_figures(search, embedder, questions, exact, chunk_row, embedded_rankings))
             emb.update(question_times(Retriever(search, embedder), questions))
             fresh = CachedEmbedder(embedder, dict(known))  # the edited texts are embedded for real, and timed
             (_, upd), upd_s = timed(update_index, folder, edited, fresh, settings.chunk_chars, settings.chunk_overlap,
@@ -263,12 +268,19 @@ def main() -> int:
                 rep, write_s = timed(store.update, articles, cached, settings.chunk_chars, settings.chunk_overlap,
                                      full=True)
                 with store.pool.connection() as conn:
-                    disk = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-                                        "WHERE c.relname IN ('qa_passages', 'qa_articles', 'qa_meta')").fetchone()[0]
+                    disk = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname IN "
+                                        "('qa_passages', 'qa_articles', 'qa_meta', 'qa_terms', 'qa_vocab', 'qa_corpus')"
+                                        ).fetchone()[0]
+                    terms_mb = conn.execute("SELECT pg_total_relation_size('qa_terms') + pg_total_relation_size('qa_vocab')"
+                                            ).fetchone()[0] / 2**20
                 pg = {"write_s": round(write_s, 1), "build_s_with_embedding": round(write_s + embed_s, 1),
                       "passages_per_s_with_embedding": round(len(chunks) / (write_s + embed_s), 1),
-                      "disk_mb": round(float(disk) / 2**20, 1)}
-                pg.update(lane_figures(store, embedder, questions, exact, chunk_row))
+                      "disk_mb": round(float(disk) / 2**20, 1), "keyword_lane_disk_mb": round(terms_mb, 1)}
+                pg_rankings: list = []
+                pg.update(lane_figures(store, embedder, questions, exact, chunk_row, pg_rankings))
+                if embedded_rankings:
+                    pg["keyword_top10_same_as_embedded"] = round(
+                        sum(a == b for a, b in zip(pg_rankings, embedded_rankings)) / len(questions), 3)
                 pg.update(question_times(Retriever(store, embedder), questions))
                 fresh = CachedEmbedder(embedder, dict(known))
                 upd, upd_s = timed(store.update, edited, fresh, settings.chunk_chars, settings.chunk_overlap)

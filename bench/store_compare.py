@@ -1,6 +1,7 @@
 """The PostgreSQL store against the embedded one, in one run: the seed question set's answers (the same
-or not), question p50/p95 on the seed corpus (asked in turn, same process, same models), and open-mode
-EM/F1 on the held-out eval part. Starts its own PostgreSQL on loopback unless --store-url is given
+or not) and keyword-lane rankings (PostgreSQL's BM25 in SQL against bm25s: the same passages in the same
+order, or not), question p50/p95 on the seed corpus (asked in turn, same process, same models), and
+open-mode EM/F1 on the held-out eval part. Starts its own PostgreSQL on loopback unless --store-url is given
 (an empty database: its index is replaced).
 
     python bench/store_compare.py [--rounds 5] [--skip-open] [--json]
@@ -44,6 +45,21 @@ def new_database(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def keyword_rankings_differ(settings: Settings, url: str, embedder: Embedder, questions: list[str]) -> list[str]:
+    """The questions whose keyword lane (top 50) is not the same passages in the same order in both stores."""
+    from qa.stores.embedded import EmbeddedSearch, load_index
+    from qa.stores.postgres import PostgresStore
+
+    embedded, postgres = EmbeddedSearch(load_index(settings.index)), PostgresStore(url, read_only=True)
+    try:
+        vectors, none = embedder.embed(questions), [frozenset()] * len(questions)
+        lanes = [[[(h.chunk.article_id, h.chunk.start) for h in hits] for hits in store.keyword(questions, vectors, 50, none)]
+                 for store in (embedded, postgres)]
+    finally:
+        postgres.close()
+    return [q for q, a, b in zip(questions, *lanes) if a != b]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="times each seed question is asked of each store")
@@ -71,7 +87,8 @@ def main() -> int:
         shutil.copy2(SEED, work / "articles")
         s = replace(settings, articles=work / "articles", index=work / "index")
         embedded = QA(settings=s, embedder=embedder, reader=reader)
-        postgres = QA(settings=s, embedder=embedder, reader=reader, store=new_database(url, "qa_seed"))
+        seed_url = new_database(url, "qa_seed")
+        postgres = QA(settings=s, embedder=embedder, reader=reader, store=seed_url)
 
         differ = []
         for q in questions:
@@ -80,6 +97,7 @@ def main() -> int:
                 differ.append({"question": q, "embedded": a.text, "postgres": b.text})
         result["seed_questions"] = len(questions)
         result["seed_answers_differ"] = differ
+        result["seed_keyword_rankings_differ"] = keyword_rankings_differ(s, seed_url, embedder, questions)
 
         times: dict[str, list[float]] = {"embedded": [], "postgres": []}
         for _ in range(args.rounds):
