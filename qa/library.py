@@ -19,8 +19,11 @@ from .sources.files import check_article, safe_name
 log = logging.getLogger(__name__)
 
 
-def require_folder(settings: Settings) -> Path:
-    """The articles folder, resolved; ArticlesNotFound when it is gone (deleted while the chat runs)."""
+def require_folder(settings: Settings, live: LiveIndex | None = None) -> Path:
+    """The articles folder, resolved; ArticlesNotFound when it is gone (deleted while the chat runs).
+    With `live`: first, that its index may be written at all (not a read-only replica)."""
+    if live is not None:
+        live.check_writable()
     folder = Path(settings.articles)
     if not folder.is_dir():
         raise ArticlesNotFound(f"articles folder not found: {folder}; nothing was changed",
@@ -47,7 +50,7 @@ class Library:
             check_article(data, name, filename, s.max_article_bytes)  # the checks the index applies
         except ValueError as err:
             raise ArticleRejected(f"{filename}: {err}") from None
-        root = require_folder(s)
+        root = require_folder(s, self.live)
         folder = (root / s.uploads).resolve()
         if folder != root and root not in folder.parents:
             raise StorageError(f"QA_UPLOADS={s.uploads!r} is not inside the articles folder {root}",
@@ -92,7 +95,7 @@ class Library:
         article stays: an index needs at least one."""
         if not isinstance(article_id, str):
             raise ArticleRejected(f"an article id must be text, not {type(article_id).__name__}")
-        folder = require_folder(self.settings)
+        folder = require_folder(self.settings, self.live)
         with self.live.writer():
             require_folder(self.settings)
             articles = self.live.articles
@@ -131,7 +134,7 @@ class Library:
 
         s = self.settings
         url = limits.url(url, s.max_url_chars)
-        root = require_folder(s)
+        root = require_folder(s, self.live)
         page = download(url, s)   # the network part, before taking the writer lock
         with self.live.writer():
             require_folder(s)

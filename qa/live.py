@@ -14,14 +14,14 @@ from pathlib import Path
 from .config import Settings
 from .duplicates import DuplicateFinder, Duplicates, collapse
 from .embedding import Embedder
-from .errors import IndexCorrupt
+from .errors import DatabaseError, IndexCorrupt
 from .indexing import refresh_index, refresh_index_in_child
 from .metadata import metadata_of
 from .retrieval import Passage, Retriever
 from .sources.files import read_article
 from .stores.base import UpdateReport
 from .stores.embedded import EmbeddedSearch, StoredIndex, load_index, writer_lock
-from .stores.postgres import PostgresStore, is_database_url
+from .stores.postgres import PostgresStore, describe_url, is_database_url
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ class LiveIndex:
             self.refresh()
         else:
             self._use(stored)
+
+    def check_writable(self) -> None:
+        """DatabaseError when this index may not be written (a read-only replica): before anything else."""
+        if self._db is not None and self._db.read_only:
+            raise DatabaseError(f"this store ({describe_url(self.settings.store)}) is read-only")
 
     def writer(self):
         """The index's writer lock: a file lock beside the embedded index, an advisory lock in PostgreSQL."""
