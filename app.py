@@ -2,21 +2,41 @@
 
 `python app.py [--host H] [--port P] [--read-only] [--auth USER:PASSWORD]` (or QA_HOST, QA_PORT,
 QA_READ_ONLY, QA_AUTH); `build_app(qa)` and `launch_options(qa)` for tests and embedding.
+
+The edge of the server (`_Guard`, installed by every launch of a `build_app` page): a request body
+larger than the largest valid question is refused before it is read into memory (413), a read-only
+page takes no files at all, an upload over the article limit gets our message, and a failed login
+waits longer each time (`login_check`). Bounds on the question itself (its length, the history's
+items and count, types) are qa/limits.py's, inside QA.answer.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextvars
+import hmac
 import html
 import inspect
+import ipaddress
+import json
 import os
+import re
 import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from qa import QA, Answer, ArticleRejected, InvalidQuestion, QAError
-from qa.sources.files import SUFFIXES
+from qa import QA, Answer, ArticleRejected, InvalidInput, QAError
 from qa.config import Settings, format_size
+from qa.examples import interleave, questions_for
+from qa.limits import MAX_HISTORY_ITEMS
+from qa.sources.files import SUFFIXES, read_article
 from qa.stores import describe
 
 # Gradio's own face, with the bold weight it ships but does not declare: without it, bold headings
@@ -24,13 +44,47 @@ from qa.stores import describe
 THEME = gr.themes.Default(font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 600, 700)),
                                 "ui-sans-serif", "system-ui", "sans-serif"])
 CSS = ("h1, h2, h3 { font-weight: 700; } button { font-family: var(--font); } "
-       "#confirm-box { border: 1px solid var(--error-border-color, #f87171); }")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+       "#confirm-box { border: 1px solid var(--error-border-color, #f87171); } "
+       # a long article id or title wraps inside the panel instead of running out of it
+       "#articles li, #articles li small { overflow-wrap: anywhere; word-break: break-word; }")
 ANSWERING_AT_ONCE = 64  # questions in flight at once (they wait in the reader's queue, not in Gradio's)
+TURNS_KEPT = 50         # turns of a conversation kept (and shown); the history passed is the last MAX_HISTORY_ITEMS questions
+SESSIONS_KEPT = 1000    # browser sessions whose state Gradio keeps (its default, 10,000, is ~40 KB each)
+ID_SHOWN = 60           # characters of an article id shown in the panel (all of it in the title attribute)
+EXAMPLES = 3            # example questions under the chat
+EXAMPLE_ARTICLES = 8    # the newest articles they are drawn from
+LOGIN_STEP, LOGIN_MOST = 0.25, 2.5  # a failed login waits 0.25 s, doubling per failure in a row, at most 2.5 s
+SERVER_FAULT = "something went wrong on the server; please try again"
 
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def one_line(text: str) -> str:
+    """A message on one line (the chat and the API show a QAError's `.public` this way)."""
+    return " ".join(str(text).split())
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach `host`: "localhost", or an address in 127.0.0.0/8 or ::1 (not a
+    name that merely starts with "127.", like 127.0.0.1.nip.io)."""
+    host = host.strip()
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _log_unexpected(action: str, err: BaseException) -> None:
+    """An error that is nobody's fault but ours: the whole traceback to the operator's stderr."""
+    print(f"{action} failed unexpectedly:", file=sys.stderr, flush=True)
+    traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+
 
 # -- answering -------------------------------------------------------------------------------------
 def _text(s: str) -> str:
@@ -73,10 +127,10 @@ def render_answer(a: Answer, articles: dict[str, dict] | None = None) -> str:
 
 
 def problem(err: QAError) -> str:
-    """A bad question is the user's to fix; anything else (a model or index that will not load) is ours.
-    `err.public`: the message without server paths."""
-    msg = html.escape(err.public)
-    if isinstance(err, InvalidQuestion):
+    """A bad question (or history) is the user's to fix; anything else (a model or index that will not
+    load) is ours. `err.public`: the message without server paths, shown on one line."""
+    msg = html.escape(one_line(err.public))
+    if isinstance(err, InvalidInput):
         return f"<p>Sorry, I can't answer that: {msg}. Please try another question.</p>"
     return f"<p>Sorry, something went wrong on the server: {msg}</p>"
 
@@ -92,9 +146,15 @@ def add_upload(qa: QA, upload: str | Path) -> str:
     return qa.add_article(upload.name, upload.read_bytes())
 
 
+def _shortened(text: str, most: int = ID_SHOWN) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def articles_html(qa: QA) -> str:
+    """The articles panel; a long id is cut (the whole of it in the title attribute) and long words wrap."""
     items = "".join(
-        f"<li><b>{html.escape(meta.get('title') or article_id)}</b><br><small>{html.escape(article_id)}"
+        f"<li><b>{html.escape(meta.get('title') or _shortened(article_id, 200))}</b><br>"
+        f"<small title=\"{html.escape(article_id, quote=True)}\">{html.escape(_shortened(article_id))}"
         + "".join(f" · {html.escape(meta[k])}" for k in ("site", "published") if meta.get(k))
         + f" · {plural(meta.get('chunks', 0), 'passage')}</small></li>"
         for article_id, meta in sorted(qa.articles.items())
@@ -102,21 +162,250 @@ def articles_html(qa: QA) -> str:
     return f"<p>{plural(len(qa.articles), 'indexed article')}</p><ul>{items}</ul>"
 
 
-def example_questions(qa: QA, n: int = 4) -> list[str]:
-    """Questions about the indexed articles themselves, newest first, built from their titles."""
-    newest = sorted(qa.articles.items(), key=lambda kv: (kv[1].get("published") or "", kv[0]), reverse=True)
-    titles = []
-    for article_id, meta in newest:
-        title = " ".join((meta.get("title") or Path(article_id).stem.replace("-", " ")).split())
-        titles.append(title if len(title) <= 70 else title[:70].rsplit(" ", 1)[0] + "…")
-    templates = ("What is “{}” about?", "Who is named in “{}”?", "When did “{}” happen?")
-    return [t.format(title) for t in templates for title in titles][:n] if titles else []
+class _Examples:
+    """One QA's example questions: each article's candidates (qa/examples.py), asked in turn and kept
+    when the chat answers them from that article; remembered per version of the article (its sha256)."""
+
+    def __init__(self, qa: QA):
+        self.qa = qa
+        self.lock = threading.Lock()
+        self.per_article: dict[tuple[str, str | None], tuple[list[str], list[str]]] = {}  # -> (answered, untried)
+
+    def questions(self, n: int = EXAMPLES) -> list[str]:
+        qa = self.qa
+        newest = sorted(qa.articles.items(), key=lambda kv: (kv[1].get("published") or "", kv[0]),
+                        reverse=True)[:EXAMPLE_ARTICLES]
+        with self.lock:
+            live = {(article_id, meta.get("sha256")) for article_id, meta in newest}
+            for key in [k for k in self.per_article if k not in live]:
+                del self.per_article[key]
+            lists = [self._answered(article_id, meta, n) for article_id, meta in newest]
+        return interleave(lists, n)
+
+    def _answered(self, article_id: str, meta: dict, n: int) -> list[str]:
+        key = (article_id, meta.get("sha256"))
+        if key not in self.per_article:
+            try:
+                article = read_article(Path(self.qa.settings.articles) / article_id, article_id)
+                untried = questions_for(article.title, article.text)
+            except (OSError, ValueError):
+                untried = []
+            self.per_article[key] = ([], untried)
+        answered, untried = self.per_article[key]
+        while len(answered) < n and untried:
+            question = untried.pop(0)
+            try:
+                a = self.qa.answer(question)
+            except QAError:
+                continue
+            if not a.abstained and (a.article == article_id or article_id in a.sources):
+                answered.append(question)
+        return answered
+
+
+_examples: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_examples_lock = threading.Lock()
+
+
+def example_questions(qa: QA, n: int = EXAMPLES) -> list[str]:
+    """Short questions a reader would ask about the newest articles ("Who directed the film?"), each
+    one the chat answers; drawn by qa/examples.py from the articles' first paragraphs and headlines."""
+    with _examples_lock:
+        examples = _examples.get(qa)
+        if examples is None:
+            examples = _examples[qa] = _Examples(qa)
+    return examples.questions(n)
+
+
+def request_limit(settings: Settings) -> int:
+    """The largest request body any page or API call needs: a question and MAX_HISTORY_ITEMS earlier
+    ones at the question limit, every character escaped as JSON's longest (12 bytes), and the envelope."""
+    return (MAX_HISTORY_ITEMS + 1) * settings.max_question_chars * 12 + 16 * 1024
 
 
 def launch_options(qa: QA) -> dict:
-    """What demo.launch() needs besides the address: the theme, and Gradio's own upload guard, set
-    above ours so that the user sees our message ("larger than the limit of 2 MB")."""
-    return {"theme": THEME, "css": CSS, "max_file_size": max(4 * qa.settings.max_article_bytes, 16 * 1024 * 1024)}
+    """What demo.launch() needs besides the address: the theme, and Gradio's own upload guard at the
+    article limit (the page's guard, `_Guard`, gives the refusal our words: "larger than the limit of 2 MB")."""
+    return {"theme": THEME, "css": CSS, "max_file_size": qa.settings.max_article_bytes}
+
+
+# -- the edge --------------------------------------------------------------------------------------
+_client: contextvars.ContextVar[str] = contextvars.ContextVar("client", default="unknown")
+DRAIN_MOST = 32 * 1024 * 1024  # a refused body up to this size is read and dropped, so the client gets the answer
+
+
+class _Guard:
+    """ASGI middleware in front of Gradio's routes (installed by `_Blocks.launch`).
+
+    - A body larger than `body_limit` (Content-Length, or counted as it arrives) is refused with 413
+      before any of it is kept, so a 10 MB history costs neither the JSON parse nor its memory.
+    - Uploads (multipart bodies, Gradio's /upload) are refused outright (403) on a read-only page, and
+      above the article limit get our message; their size is Gradio's `max_file_size` to enforce.
+    - Each request's client address is known to `login_check`, for its per-client slowing.
+    """
+
+    def __init__(self, app, *, body_limit: int, article_limit: int, read_only: bool, max_chars: int, blocks=None):
+        self.app, self.body_limit, self.article_limit, self.read_only = app, body_limit, article_limit, read_only
+        self.blocks = blocks
+        self.upload_limit = article_limit + 64 * 1024  # the file and its multipart framing
+        self.too_large = (f"larger than the limit of {format_size(body_limit)} (a question of up to "
+                          f"{max_chars:,} characters, with up to {MAX_HISTORY_ITEMS} earlier ones)")
+        self.file_too_large = f"the file is larger than the limit of {format_size(article_limit)}"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        token = _client.set((scope.get("client") or ("unknown",))[0])
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            _client.reset(token)
+
+    async def _http(self, scope, receive, send):
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            one_shot = ONE_SHOT_RESULT.search(scope.get("path", "")) if scope["method"] == "GET" else None
+            if one_shot and self.blocks is not None:
+                _forget_queue_entries(self.blocks, one_shot.group(1))
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        try:
+            declared = int(headers[b"content-length"])
+        except (KeyError, ValueError):
+            declared = None
+        path = scope.get("path", "").rstrip("/")
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if (kind == b"multipart/form-data" or path.endswith(("/upload", "/process_recording"))) and not path.endswith("/login"):
+            if self.read_only:
+                return await _refuse(receive, send, 403, "this chat is read-only: it accepts no files", declared)
+            if declared is not None and declared > self.upload_limit:
+                return await _refuse(receive, send, 413, self.file_too_large, declared)
+            return await self.app(scope, receive, _reworded(send, 413, self.file_too_large))
+        if declared is not None:
+            if declared > self.body_limit:
+                return await _refuse(receive, send, 413, f"the request is {format_size(declared)}, {self.too_large}",
+                                     declared)
+            return await self.app(scope, receive, send)
+        # no Content-Length (chunked): read the body here, up to the limit, and hand it on
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.body_limit:
+                return await _refuse(receive if more else None, send, 413, f"the request is {self.too_large}", None)
+        replay = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        return await self.app(scope, replayed, send)
+
+
+ONE_SHOT_RESULT = re.compile(r"/call/(?:v2/)?[^/]+/([0-9a-f]{32})/?$")  # GET /gradio_api/call/ask/<event id>
+
+
+def _forget_queue_entries(blocks, event_id: str) -> None:
+    """After a one-shot call's result was read (its session is named after its event): Gradio's queue
+    keeps an empty id set (never dropped) and a message queue (2,000 of them) for that session."""
+    queue = getattr(blocks, "_queue", None)
+    if queue is None:
+        return
+    ids = queue.pending_event_ids_session.get(event_id)
+    if ids is not None and not ids:
+        queue.pending_event_ids_session.pop(event_id, None)
+        messages = queue.pending_messages_per_session.get(event_id)
+        if messages is not None and messages.empty():
+            queue.pending_messages_per_session.pop(event_id, None)
+
+
+async def _refuse(receive, send, status: int, message: str, declared: int | None) -> None:
+    """Answer `status` with `message` (JSON: {"error": ..., "detail": ...}) without keeping the body:
+    up to DRAIN_MOST of it is read and dropped first, so that the client, still sending, reads the answer."""
+    drained, more = 0, receive is not None and (declared is None or 0 < declared <= DRAIN_MOST)
+    while more and drained <= DRAIN_MOST:
+        chunk = await receive()
+        if chunk["type"] != "http.request":
+            return
+        drained += len(chunk.get("body", b""))
+        more = chunk.get("more_body", False)
+    body = json.dumps({"error": message, "detail": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _reworded(send, status: int, message: str):
+    """`send`, with a `status` answer's text replaced by `message` (Gradio's upload refusal, in our words)."""
+    hit = False
+
+    async def wrapped(event):
+        nonlocal hit
+        if event["type"] == "http.response.start" and event["status"] == status:
+            hit = True
+            body = message.encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+        elif not hit:
+            await send(event)
+
+    return wrapped
+
+
+class _Logins:
+    """Usernames and passwords for Gradio's login, checked one attempt at a time per client: each
+    failure in a row waits longer before it is answered (LOGIN_STEP, doubling, at most LOGIN_MOST);
+    a success forgets the client's failures, and so do 15 quiet minutes."""
+
+    def __init__(self, users: dict[str, str], step: float = LOGIN_STEP, most: float = LOGIN_MOST,
+                 clients: int = 10_000, forget_after: float = 900.0):
+        self.users, self.step, self.most, self.clients, self.forget_after = dict(users), step, most, clients, forget_after
+        self.failures: OrderedDict[str, tuple[int, float, asyncio.Lock]] = OrderedDict()  # client -> (count, last, lock)
+
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures <= 0 else min(self.step * 2 ** (failures - 1), self.most)
+
+    def valid(self, username: str, password: str) -> bool:
+        expected = self.users.get(username)
+        ok = hmac.compare_digest(password.encode(), (expected or "").encode())  # same time for a known name or not
+        return expected is not None and ok
+
+    async def check(self, username: str, password: str) -> bool:
+        client = _client.get()
+        count, last, lock = self.failures.get(client, (0, 0.0, None))
+        if lock is None:
+            lock = asyncio.Lock()
+            self.failures[client] = (0, 0.0, lock)
+        async with lock:  # a client's attempts are answered one after the other
+            count, last, _ = self.failures.get(client, (0, 0.0, lock))
+            if time.monotonic() - last > self.forget_after:
+                count = 0
+            if self.valid(username, password):
+                self.failures.pop(client, None)
+                return True
+            count += 1
+            self.failures[client] = (count, time.monotonic(), lock)
+            self.failures.move_to_end(client)
+            while len(self.failures) > self.clients:
+                self.failures.popitem(last=False)
+            await asyncio.sleep(self.delay(count))
+            return False
+
+
+def login_check(users: dict[str, str], **options):
+    """Gradio's `auth` callable for `users` (name -> password), slowing repeated failures per client."""
+    logins = _Logins(users, **options)
+
+    async def check(username: str, password: str) -> bool:  # a coroutine function: Gradio awaits it
+        return await logins.check(username, password)
+
+    check.logins = logins
+    return check
 
 
 def _log_for_operator(action: str, err: QAError) -> None:
@@ -127,9 +416,16 @@ def _log_for_operator(action: str, err: QAError) -> None:
 
 # -- the page --------------------------------------------------------------------------------------
 class _Blocks(gr.Blocks):
-    """Gradio requires every input of an API route, even one with a default; a plain HTTP client
+    """The chat's Blocks: Gradio's, with the page's edge (`_Guard`) installed at launch, one-shot HTTP
+    calls leaving no session behind, and no unexpected error reaching a client as Gradio's bare
+    {"error": null}.
+
+    Gradio requires every input of an API route, even one with a default; a plain HTTP client
     (`POST /gradio_api/call/ask` with `{"data": ["Who directed the film?"]}`) may leave out the
     trailing optional ones (`history`), which get their Python defaults."""
+
+    guard: dict | None = None  # _Guard's options, set by build_app
+    read_only: bool = False
 
     def validate_inputs(self, block_fn, inputs: list) -> None:
         missing = len(block_fn.inputs) - len(inputs)
@@ -142,9 +438,45 @@ class _Blocks(gr.Blocks):
                 inputs.extend(p.default for p in params)  # in place: Gradio goes on with this list
         super().validate_inputs(block_fn, inputs)
 
+    def launch(self, *args, **kwargs):
+        """Gradio's launch, with `_Guard` in front of its routes, its upload limit at the article limit
+        (none at all on a read-only page) and at most SESSIONS_KEPT sessions' state kept."""
+        if self.guard is not None:
+            app_kwargs = dict(kwargs.get("app_kwargs") or {})
+            app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(_Guard, **self.guard, blocks=self)]
+            kwargs["app_kwargs"] = app_kwargs
+            kwargs["max_file_size"] = 0 if self.read_only else kwargs.get("max_file_size") or self.guard["article_limit"]
+        kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
+        return super().launch(*args, **kwargs)
+
+    async def process_api(self, *args, **kwargs):
+        session, event = kwargs.get("session_hash"), kwargs.get("event_id")
+        fn = kwargs.get("block_fn", args[0] if args else None)
+        try:
+            return await super().process_api(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - a bug or an outage of ours: logged whole, shown as one line
+            _log_unexpected(getattr(fn, "name", None) or "a request", err)
+            raise gr.Error(SERVER_FAULT, print_exception=False) from None
+        finally:
+            if session is not None and session == event:
+                self._forget_session(session)
+
+    def _forget_session(self, session: str) -> None:
+        """A call made without a session of its own (`POST /gradio_api/call/ask`) gets one named after its
+        event, which nobody can come back to: Gradio would keep its state (~40 KB: a copy of every
+        component's config) until SESSIONS_KEPT newer sessions push it out."""
+        holder = getattr(self, "state_holder", None)
+        if holder is None:
+            return
+        with holder.lock:
+            holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
+
 
 def _messages(turn: dict) -> list[dict]:
-    q = turn["question"]
+    q = turn["question"] if isinstance(turn["question"], str) else repr(turn["question"])
     shown = q if len(q) <= 300 else q[:300] + "…"  # an over-long question is cut, not pasted in full
     return [{"role": "user", "content": _text(shown)}, {"role": "assistant", "content": turn["reply"]}]
 
@@ -153,15 +485,19 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
     """The chat page. `read_only`: no add or remove controls, and no such events for any client to call."""
 
     def chat(message: str, turns: list[dict] | None = None):
-        """The state keeps each turn's raw question (the history for follow-ups) and its rendered reply."""
-        message = message or ""
+        """The state keeps each turn's raw question (the history for follow-ups) and its rendered reply:
+        the last TURNS_KEPT turns; the history asked with is the last MAX_HISTORY_ITEMS valid questions."""
+        message = "" if message is None else message
         turns = turns or []
-        history = [t["question"] for t in turns if t["valid"]]
+        history = [t["question"] for t in turns if t["valid"]][-MAX_HISTORY_ITEMS:]
         try:
             answer_html, valid = render_answer(qa.answer(message, history=history), qa.articles), True
         except QAError as err:  # e.g. empty or over-long: say so in the chat, keep it out of the history
             answer_html, valid = problem(err), False
-        turns = turns + [{"question": message, "valid": valid, "reply": answer_html}]
+        except Exception as err:  # noqa: BLE001 - ours, not the user's: the conversation goes on
+            _log_unexpected("a chat question", err)
+            answer_html, valid = f"<p>Sorry, {SERVER_FAULT}.</p>", False
+        turns = (turns + [{"question": message, "valid": valid, "reply": answer_html}])[-TURNS_KEPT:]
         return "", [m for t in turns for m in _messages(t)], turns
 
     def examples_update():
@@ -179,7 +515,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             article_id = add_upload(qa, path)
             status = f"Added <b>{html.escape(article_id)}</b>; the index is up to date."
         except QAError as err:
-            status = f"Not added: {html.escape(err.public)}"
+            status = f"Not added: {html.escape(one_line(err.public))}"
             _log_for_operator("add", err)
         except OSError:
             status = "Not added: the upload could not be read on the server."
@@ -192,7 +528,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             article_id = qa.add_url(url.strip())
             status = f"Added <b>{html.escape(article_id)}</b> from the link; the index is up to date."
         except QAError as err:  # unreachable, 404, not a web page, too large, no article text
-            return f"Not added: {html.escape(err.public)}", gr.update(), *panel()
+            return f"Not added: {html.escape(one_line(err.public))}", gr.update(), *panel()
         return status, "", *panel()
 
     def signature():
@@ -219,16 +555,16 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             qa.remove_article(article_id)
             status = f"Removed <b>{html.escape(article_id)}</b>; the index is up to date."
         except QAError as err:
-            status = f"Not removed: {html.escape(err.public)}"
+            status = f"Not removed: {html.escape(one_line(err.public))}"
             _log_for_operator("remove", err)
         return status, gr.update(visible=False), *panel()
 
     def ask_api(question: str, history: list[str] | None = None) -> dict:
         """Answer a question from the articles; `history` (optional): earlier questions of the conversation."""
-        try:
-            return qa.answer(question, history=history or []).to_dict()
+        try:  # the history as given: qa/limits.py bounds its items, their count and their type
+            return qa.answer(question, history=() if history is None else history).to_dict()
         except QAError as err:
-            raise gr.Error(err.public, print_exception=False) from None  # the client sees the message
+            raise gr.Error(one_line(err.public), print_exception=False) from None  # the client sees the message
 
     with _Blocks(title="Ask the articles", analytics_enabled=False) as demo:
         gr.Markdown("# Ask the articles\nAnswers are quoted from the indexed news articles; "
@@ -296,6 +632,9 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
                          api_visibility="private")
             demo.load(panel, outputs=lists, api_visibility="private")  # another tab may have changed it
         gr.api(ask_api, api_name="ask", **answering)
+    demo.read_only = read_only
+    demo.guard = {"body_limit": request_limit(qa.settings), "article_limit": qa.settings.max_article_bytes,
+                  "read_only": read_only, "max_chars": qa.settings.max_question_chars}
     return demo
 
 
@@ -318,9 +657,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (user and sep and password):
             print("error: --auth must be USER:PASSWORD", file=sys.stderr)
             return 2
-        auth = (user, password)
+        auth = login_check({user: password})  # a wrong password waits longer each time in a row
     if auth is None and not args.read_only:
-        if args.host not in LOOPBACK and not args.host.startswith("127."):
+        if not is_loopback(args.host):
             print(f"error: on {args.host} anyone who reaches the app could add and remove articles; "
                   "give --auth USER:PASSWORD (or QA_AUTH), or serve it --read-only", file=sys.stderr)
             return 2

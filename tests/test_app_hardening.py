@@ -1,0 +1,298 @@
+"""The chat's edge, against real servers on 127.0.0.1 (one per kind, for the whole module): oversized
+requests refused before any work, no session left by a one-shot HTTP call, real loopback only, the
+article limit on uploads in our words, no files taken by a read-only page, slower failed logins, a
+long article id kept inside the panel, and no error reaching a client as a bare {"error": null}."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+import app as chat_app
+from qa import InvalidInput
+from qa.limits import MAX_HISTORY_ITEMS
+
+from .conftest import SEED_ARTICLE, SEED_FILE
+
+QUESTION = "Who directed the film?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(qa, read_only: bool, auth=None):
+    demo = chat_app.build_app(qa, read_only=read_only)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True, auth=auth,
+                **chat_app.launch_options(qa))
+    return demo
+
+
+@pytest.fixture(scope="module")
+def read_only(app_qa):
+    """The page a --read-only server shows: /ask open to anyone, no login."""
+    demo = _launch(app_qa, read_only=True)
+    yield demo
+    demo.close()
+
+
+USERS = {"reader": "correct horse"}
+
+
+@pytest.fixture(scope="module")
+def with_login(app_qa):
+    demo = _launch(app_qa, read_only=True, auth=chat_app.login_check(USERS))
+    yield demo
+    demo.close()
+
+
+def call(url: str, route: str, data: list) -> tuple[int, str, object]:
+    """A plain HTTP client: POST the call, then read its event stream -> (status, event, payload)."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        posted = http.post(f"gradio_api/call/{route}", json={"data": data})
+        if posted.status_code != 200:
+            return posted.status_code, "", posted.json()
+        stream = http.get(f"gradio_api/call/{route}/{posted.json()['event_id']}").text
+    event = stream.split("event: ")[-1].split("\n", 1)[0].strip()
+    return 200, event, json.loads(stream.split("data: ")[-1].strip())
+
+
+@pytest.fixture
+def answers(app_qa, monkeypatch):
+    """Counts the questions that reach QA.answer."""
+    seen = []
+    real = app_qa.answer
+
+    def counting(question, *args, **kwargs):
+        seen.append(question)
+        return real(question, *args, **kwargs)
+
+    monkeypatch.setattr(app_qa, "answer", counting)
+    return seen
+
+
+# -- 1. an oversized request is refused before any work ----------------------------------------------
+def test_ten_megabyte_history_is_refused_before_any_work(read_only, app_qa, answers):
+    url = read_only.local_url
+    limit = chat_app.format_size(chat_app.request_limit(app_qa.settings))
+    with httpx.Client(base_url=url, timeout=60) as http:
+        refused = http.post("gradio_api/call/ask", json={"data": [QUESTION, ["x" * 10_000_000]]})
+        assert refused.status_code == 413
+        assert f"larger than the limit of {limit}" in refused.json()["error"]
+        # the same without a Content-Length (chunked): counted as it arrives, refused at the limit
+        body = json.dumps({"data": [QUESTION, ["y" * 2_000_000]]}).encode()
+        chunked = http.post("gradio_api/call/ask", content=(body[i:i + 65536] for i in range(0, len(body), 65536)),
+                            headers={"Content-Type": "application/json"})
+        assert chunked.status_code == 413 and "larger than the limit" in chunked.json()["error"]
+        # the queue route a browser or gradio_client uses
+        joined = http.post("gradio_api/queue/join", json={"data": ["x" * 10_000_000], "fn_index": 0,
+                                                          "session_hash": "s" + uuid.uuid4().hex})
+        assert joined.status_code == 413
+    assert answers == []  # nothing reached the reader
+    # the largest valid request still passes the edge (and is answered)
+    status, event, payload = call(url, "ask", [QUESTION, ["why? " * 199] * MAX_HISTORY_ITEMS])
+    assert status == 200 and event == "complete" and payload[0]["text"] == "Kang Yun-sung"
+
+
+@pytest.mark.parametrize("history, message", [
+    ([QUESTION] * (MAX_HISTORY_ITEMS + 1), f"the limit is {MAX_HISTORY_ITEMS}"),
+    (["x" * 1001], "the limit is 1,000"),
+    ("Who directed the film?", "history must be a list"),
+])
+def test_history_over_the_limits_is_refused_in_one_line(read_only, history, message):
+    status, event, payload = call(read_only.local_url, "ask", [QUESTION, history])
+    assert status == 200 and event == "error"
+    assert message in payload["error"] and "\n" not in payload["error"]
+    with pytest.raises(AppError, match=message):
+        Client(read_only.local_url, verbose=False).predict(QUESTION, history, api_name="/ask")
+
+
+def test_chat_passes_at_most_the_last_history_items(read_only, app_qa, monkeypatch):
+    got = {}
+
+    def record(question, k=None, history=()):
+        got["history"] = list(history)
+        raise InvalidInput("stop here")
+
+    monkeypatch.setattr(app_qa, "answer", record)
+    chat = next(f.fn for f in read_only.fns.values() if f.name == "chat")
+    turns = [{"question": f"question {i}", "valid": True, "reply": "<p>x</p>"} for i in range(3 * chat_app.TURNS_KEPT)]
+    _, messages, kept = chat(QUESTION, turns)
+    assert got["history"] == [f"question {i}" for i in range(3 * chat_app.TURNS_KEPT - MAX_HISTORY_ITEMS,
+                                                              3 * chat_app.TURNS_KEPT)]
+    assert len(kept) == chat_app.TURNS_KEPT and len(messages) == 2 * chat_app.TURNS_KEPT
+    assert "stop here" in messages[-1]["content"]
+
+
+# -- 2. one-shot HTTP calls leave no session behind ---------------------------------------------------
+def test_one_shot_http_calls_leave_no_session(read_only):
+    sessions = read_only.app.state_holder.session_data
+    call(read_only.local_url, "ask", [QUESTION])  # the first call may set up what every call shares
+    before = len(sessions)
+    for _ in range(5):
+        assert call(read_only.local_url, "ask", [QUESTION])[1] == "complete"
+        assert call(read_only.local_url, "chat", [QUESTION])[1] == "complete"
+    assert len(sessions) <= before
+    # a client with a session of its own keeps it (its conversation)
+    client = Client(read_only.local_url, verbose=False)
+    client.predict(QUESTION, api_name="/chat")
+    assert client.session_hash in sessions
+    assert read_only.state_session_capacity == chat_app.SESSIONS_KEPT
+
+
+# -- 3. loopback means a loopback address -------------------------------------------------------------
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("LOCALHOST", True), ("::ffff:127.0.0.1", True),
+    ("127.0.0.1.nip.io", False), ("127.example.com", False), ("0.0.0.0", False), ("::", False),
+    ("10.0.0.1", False), ("localhost.example.com", False), ("", False),
+])
+def test_only_real_loopback_addresses_count(host, loopback):
+    assert chat_app.is_loopback(host) is loopback
+
+
+def test_a_name_that_starts_with_127_needs_a_login(capsys):
+    assert chat_app.main(["--host", "127.0.0.1.nip.io", "--articles", "nowhere"]) == 2
+    assert "--auth USER:PASSWORD" in capsys.readouterr().err
+
+
+# -- 4. uploads over the article limit get our message ------------------------------------------------
+def test_upload_over_the_article_limit_gets_our_message(app_server, app_qa):
+    limit = app_qa.settings.max_article_bytes
+    ours = f"larger than the limit of {chat_app.format_size(limit)}"
+    with httpx.Client(base_url=app_server["url"], timeout=60) as http:
+        config = http.get("config").json()
+        assert config["max_file_size"] == limit  # the page's own check uses the article limit too
+        for size in (limit + 1, 3 * 1024 * 1024, 17 * 1024 * 1024):
+            r = http.post("gradio_api/upload", files={"files": ("big.txt", b"w" * size, "text/plain")})
+            assert r.status_code == 413 and ours in r.text, (size, r.status_code, r.text[:200])
+        small = http.post("gradio_api/upload", files={"files": ("small.txt", b"a few words", "text/plain")})
+        assert small.status_code == 200 and small.json()[0].endswith("small.txt")
+
+
+# -- 5. a read-only page takes no files ---------------------------------------------------------------
+def test_read_only_page_takes_no_files(read_only):
+    name = f"{uuid.uuid4().hex}.txt"
+    with httpx.Client(base_url=read_only.local_url, timeout=60) as http:
+        for route in ("gradio_api/upload", "gradio_api/upload/", "gradio_api/process_recording",
+                      "gradio_api/component_server"):
+            r = http.post(route, files={"files": (name, b"a few words", "text/plain")})
+            assert r.status_code == 403 and "read-only" in r.json()["error"], (route, r.status_code)
+        assert http.get("config").json()["max_file_size"] == 0
+    assert not list(Path(read_only.app.uploaded_file_dir).rglob(name))
+
+
+# -- 6. failed logins slow down -----------------------------------------------------------------------
+def test_failed_logins_slow_down_per_client(with_login):
+    def login(password: str) -> tuple[int, float]:
+        t = time.perf_counter()
+        r = httpx.post(f"{with_login.local_url}login", data={"username": "reader", "password": password},
+                       timeout=30)
+        return r.status_code, time.perf_counter() - t
+
+    waits = []
+    for _ in range(3):
+        status, took = login("wrong")
+        assert status == 400
+        waits.append(took)
+    # 0.25, 0.5, 1 s: each failure in a row waits twice as long
+    assert waits[0] >= 0.2 and waits[1] >= 0.45 and waits[2] >= 0.95 and waits[2] > waits[0] + 0.5
+    status, took = login(USERS["reader"])
+    assert status == 200 and took < 1.0
+    status, took = login("wrong")  # a success forgot the failures
+    assert status == 400 and took < 0.9
+
+
+def test_login_delay_is_bounded_and_per_client():
+    logins = chat_app._Logins(USERS, step=0.01, most=0.04)
+    assert [logins.delay(n) for n in (0, 1, 2, 3, 4, 20)] == [0.0, 0.01, 0.02, 0.04, 0.04, 0.04]
+    assert chat_app._Logins(USERS).delay(20) == chat_app.LOGIN_MOST <= 3
+
+    async def attempts():
+        for client, password in [("10.0.0.1", "x"), ("10.0.0.1", "y"), ("10.0.0.2", "z"), ("10.0.0.2", "correct horse")]:
+            chat_app._client.set(client)
+            await logins.check("reader", password)
+
+    asyncio.run(attempts())
+    assert logins.failures["10.0.0.1"][0] == 2 and "10.0.0.2" not in logins.failures
+    assert not asyncio.run(logins.check("nobody", "correct horse"))
+
+
+# -- 7. a long article id stays inside the panel -------------------------------------------------------
+def test_long_article_id_is_cut_in_the_panel():
+    long_id = "feeds/" + "a-very-long-slug-" * 20 + ".html"
+
+    class Stub:
+        articles: ClassVar[dict] = {long_id: {"title": "T", "chunks": 3}}
+
+    panel = chat_app.articles_html(Stub())
+    assert f'title="{long_id}"' in panel
+    shown = panel.split(f'title="{long_id}">', 1)[1].split(" · ", 1)[0]
+    assert len(shown) == chat_app.ID_SHOWN and shown.endswith("…")
+    assert "overflow-wrap: anywhere" in chat_app.CSS and "#articles" in chat_app.CSS
+
+
+# -- no error reaches a client as {"error": null} -----------------------------------------------------
+def test_unexpected_errors_are_one_plain_line(read_only, app_qa, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk at /srv/secret/index is on fire")
+
+    monkeypatch.setattr(app_qa, "answer", broken)
+    _, event, payload = call(read_only.local_url, "ask", [QUESTION])
+    assert event == "error" and payload["error"] == chat_app.SERVER_FAULT
+    with pytest.raises(AppError, match="something went wrong on the server"):
+        Client(read_only.local_url, verbose=False).predict(QUESTION, api_name="/ask")
+    _, event, payload = call(read_only.local_url, "chat", [QUESTION])
+    assert event == "complete" and "Sorry, something went wrong on the server" in json.dumps(payload)
+    assert "secret" not in json.dumps(payload)
+
+    def refused(*args, **kwargs):
+        raise InvalidInput("the history is\nnot acceptable", public="the history is\n  not acceptable")
+
+    monkeypatch.setattr(app_qa, "answer", refused)
+    _, event, payload = call(read_only.local_url, "ask", [QUESTION])
+    assert event == "error" and payload["error"] == "the history is not acceptable"
+    _, event, payload = call(read_only.local_url, "chat", [QUESTION])
+    assert "Sorry, I can&#x27;t answer that: the history is not acceptable" in json.dumps(payload) or \
+        "Sorry, I can't answer that: the history is not acceptable" in json.dumps(payload)
+
+
+# -- example questions a reader would ask (qa/examples.py), kept when the chat answers them ----------
+def test_examples_are_questions_the_chat_answers(app_qa, read_only):
+    questions = chat_app.example_questions(app_qa)
+    assert questions == ["Who directed the film?", "When did the film open in theaters?", "Who is the lead actor?"]
+    config = httpx.get(f"{read_only.local_url}config", timeout=30).json()
+    samples = next(c["props"]["samples"] for c in config["components"]
+                   if c.get("props", {}).get("elem_id") == "examples")
+    assert [s[0] for s in samples] == questions
+
+
+def test_examples_the_chat_cannot_answer_are_left_out(tmp_path):
+    shutil.copy2(SEED_FILE, tmp_path / SEED_ARTICLE)
+    asked = []
+
+    class Stub:  # a QA whose reader abstains on "When ...?"
+        settings = SimpleNamespace(articles=tmp_path)
+        articles: ClassVar[dict] = {SEED_ARTICLE: {"sha256": "1", "title": "t"}}
+
+        def answer(self, question):
+            asked.append(question)
+            return SimpleNamespace(abstained=question.startswith("When"), article=SEED_ARTICLE, sources=())
+
+    qa = Stub()
+    assert chat_app.example_questions(qa) == ["Who directed the film?", "Who is the lead actor?",
+                                              "What did South Korea launch?"]
+    assert chat_app.example_questions(qa) and len(asked) == 4  # asked once, remembered
