@@ -24,6 +24,7 @@ from .stores.embedded import (
     UpdateReport,
     check_current,
     update_index,
+    forget_holder,
     wait_quietly_for,
     writer_lock,
 )
@@ -78,9 +79,13 @@ def refresh_index_in_child(settings: Settings, full: bool = False, locked: bool 
     job = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
            "full": full, "locked": locked}
     command = [sys.executable, "-c", "from qa.indexing import _child; _child()"]
-    done = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, check=False,
-                          cwd=Path(__file__).resolve().parent.parent,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parent.parent,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    wait_quietly_for(child.pid)  # an add in the chat waiting for its own child's lock is routine, not news
+    stdout, stderr = child.communicate(json.dumps(job))
+    forget_holder(child.pid)
+    done = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
     sys.stderr.write(done.stderr)  # the child's warnings, as if they were ours
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -60,7 +60,7 @@ def test_each_state_of_the_chat(browser, app_server, tmp_path):  # noqa: F811
         ".then(f => done(f.length > 0 && document.fonts.check('700 32px \"Source Sans Pro\"')))")
     assert "1 indexed article" in text_of(d, "#articles") and "article(s)" not in text_of(d, "#articles")
     assert "8 passages" in text_of(d, "#articles")
-    assert "South Korea Launches First AI-Enhanced" in text_of(d, "#examples")  # examples from the article
+    assert "Who directed the film?" in text_of(d, "#examples")  # examples a person would ask, from the article
 
     reply = ask(d, "Who directed the film?", 0)
     assert "Kang Yun-sung" in reply

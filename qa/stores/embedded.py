@@ -105,6 +105,10 @@ def wait_quietly_for(pid: int) -> None:
     _quiet_holders.add(pid)
 
 
+def forget_holder(pid: int) -> None:
+    _quiet_holders.discard(pid)
+
+
 @contextmanager
 def writer_lock(root: str | Path, timeout: float = 600.0):
     """Hold the index's writer lock: a second writer (another process, or another thread) waits,
