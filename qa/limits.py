@@ -25,7 +25,7 @@ def _text(value, what: str, max_chars: int, error=InvalidQuestion) -> str:
     if not isinstance(value, str):
         raise error(f"{what} must be text, not {type(value).__name__}")
     if len(value) > 4 * max_chars:  # far over the limit: refuse before scanning it
-        raise error(f"{what} is {len(value):,} characters long; the limit is {max_chars:,}")
+        raise error(f"{what} is {len(value):,} characters long; the limit is {max_chars}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 (the shell), or a broken client
@@ -33,7 +33,7 @@ def _text(value, what: str, max_chars: int, error=InvalidQuestion) -> str:
     visible = "".join(c for c in unicodedata.normalize("NFC", value) if not _invisible(c))
     cleaned = _SPACES.sub(" ", visible).strip()
     if len(cleaned) > max_chars:
-        raise error(f"{what} is {len(cleaned):,} characters long; the limit is {max_chars:,}")
+        raise error(f"{what} is {len(cleaned):,} characters long; the limit is {max_chars}")
     return cleaned
 
 
