@@ -156,7 +156,9 @@ class LiveIndex:
     def meta_of(self, article_id: str) -> dict:
         """An article's own metadata (date, author, outlet, URL) from the index; an index written
         before these fields existed has them read from the file."""
-        entry = self.articles.get(article_id, {})
+        with self._swap:
+            search = self._search
+        entry = search.articles.get(article_id, {})   # one entry, not a copy of the whole manifest
         if "site" in entry:
             return metadata_of(entry)
         try:

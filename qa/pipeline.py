@@ -111,7 +111,10 @@ class QA:
     def retrieve(self, question: str, k: int | None = None, history: tuple[str, ...] | list[str] = ()) -> list[Passage]:
         """The passages the reader will read. `history`: earlier questions of the conversation,
         which help find the passage when the question says "it" or "the film"."""
-        question = self.validate(question)
+        return self._retrieve(self.validate(question), k, history)
+
+    def _retrieve(self, question: str, k, history) -> list[Passage]:
+        """retrieve() for a question already through validate()."""
         history = limits.history(history, self.settings.max_question_chars)
         k = limits.top_k(k) or self.settings.top_k
         return self.live.search(" ".join([*history[-1:], question]), k)
@@ -121,7 +124,7 @@ class QA:
         question = self.validate(question)
         # no lock here: the models keep their own tokenizers to one thread, and questions asked at the
         # same moment share the reader's pass (qa/batching.py); an update never blocks them
-        passages = self.retrieve(question, k, history)
+        passages = self._retrieve(question, k, history)
         live = self.live
         about = about_article(question, passages, live.meta_of, live.chunks_of, live.sources_of)
         if about is not None:  # "When was it published?": from the metadata

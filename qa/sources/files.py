@@ -104,6 +104,10 @@ def safe_name(filename: str) -> str:
     return stem + suffix
 
 
+class ArticleTooLarge(ValueError):
+    """A file over the article limit (check_article): its reason, so a caller can say "too large"."""
+
+
 def too_large(size: int, max_bytes: int) -> str:
     return f"{format_size(size)}, larger than the limit of {format_size(max_bytes)} (QA_MAX_ARTICLE_BYTES)"
 
@@ -113,7 +117,7 @@ def check_article(raw: bytes, name: str, source: str, max_bytes: int) -> Article
     indexer: what this refuses (ValueError, with the reason) the indexer would skip, so a file is
     refused before it is written and "added" means answerable."""
     if len(raw) > max_bytes:
-        raise ValueError(too_large(len(raw), max_bytes))
+        raise ArticleTooLarge(too_large(len(raw), max_bytes))
     return parse_article(raw, Path(name).suffix.lower(), name, source)
 
 

@@ -35,7 +35,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from ..config import Settings, format_size
 from ..errors import ArticleRejected, ArticlesNotFound, StorageError
-from .files import SAVED_FROM, check_article, is_article_path, too_large
+from .files import SAVED_FROM, ArticleTooLarge, check_article, is_article_path
 
 USER_AGENT = "article-qa/0.1 (+https://github.com/; fetches pages a user asked for)"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -314,10 +314,10 @@ def download(url: str, settings: Settings | None = None) -> Page:
     got = fetch(url, s.fetch_timeout, s.fetch_max_bytes, allow_private=s.fetch_private, max_url_chars=s.max_url_chars)
     source = got.final_url
     data = with_url(got.data, source)
-    if len(data) > s.max_article_bytes:  # the indexer would skip it: refused before it is written
-        raise TooLarge(f"{source}: {too_large(len(data), s.max_article_bytes)}")
-    try:
+    try:  # what the indexer would skip is refused before it is written
         article = check_article(data, file_name(source), source, s.max_article_bytes)
+    except ArticleTooLarge as err:
+        raise TooLarge(f"{source}: {err}") from None
     except ValueError as err:
         raise NoMainText(f"{source}: {err}") from None
     if len(article.text) < MIN_TEXT_CHARS:
