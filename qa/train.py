@@ -44,6 +44,9 @@ class TrainConfig:
     absent_rate: float = 0.0
     headline_rate: float = 0.3          # share of contexts given a headline line on top, as articles have
     max_group_windows: int = 8
+    # > 0: train on a seeded random sample of this many questions. A run of a few thousand steps reads
+    # a fraction of SQuAD's 88k questions: sampling first spares retrieving distractors for the rest
+    max_questions: int = 0
     max_steps: int = 0                  # > 0: stop (and decay the learning rate to 0) at this step
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -88,6 +91,14 @@ def load_examples(files: list[str]) -> list[Example]:
                 seen.add(key)
                 examples.append(ex)
     return examples
+
+
+def sample_examples(examples: list[Example], n: int, seed: int) -> list[Example]:
+    """A seeded random `n` of the examples, in their original order (all of them when n <= 0 or n >= len)."""
+    if n <= 0 or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
 
 
 @dataclass(frozen=True)
@@ -289,7 +300,7 @@ def train(cfg: TrainConfig) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
-    examples = load_examples(cfg.data)
+    examples = sample_examples(load_examples(cfg.data), cfg.max_questions, cfg.seed)
     distractors = (hard_distractors(examples, Embedder(), work, cfg.distractors) if cfg.distractors
                    else [[] for _ in examples])
     groups = build_groups(tokenizer, examples, distractors, cfg)

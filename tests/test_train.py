@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from qa.config import SHIPPED_READER
 from qa.squad import Example
-from qa.train import TrainConfig, build_groups
+from qa.train import TrainConfig, build_groups, sample_examples
 
 CONTEXT = "The Port Ellis lighthouse was designed by the architect Odile Brandt in 1911."
 OTHER = ["The ferry Mira carries up to 180 passengers across Kestrel Bay.",
@@ -41,3 +41,13 @@ def test_without_the_paragraph_no_answer_is_learned(tokenizer):
 def test_without_distractors_the_paragraph_always_stays(tokenizer):
     groups = build_groups(tokenizer, EXAMPLES, [[], []], TrainConfig(headline_rate=0.0, absent_rate=1.0))
     assert [len(g.windows) for g in groups] == [1, 1] and all(g.starts for g in groups)
+
+
+def test_a_sample_is_seeded_distinct_and_in_order():
+    many = [Example(f"q{i}", "Port Ellis", CONTEXT, f"Question {i}?", ("1911",), (CONTEXT.index("1911"),))
+            for i in range(50)]
+    picked = sample_examples(many, 10, seed=7)
+    assert picked == sample_examples(many, 10, seed=7) != sample_examples(many, 10, seed=8)
+    ids = [int(e.id[1:]) for e in picked]
+    assert len(set(ids)) == 10 and ids == sorted(ids)
+    assert sample_examples(many, 0, seed=7) == many == sample_examples(many, 99, seed=7)
