@@ -1,10 +1,11 @@
 """Questions over a multi-article folder (tests/data/multi_article_questions.json): how many answerable
 ones are answered from the right article, how many about facts no article states are abstained.
 
-    python bench/absent_facts.py [--reader PATH] [--json]
+    python bench/absent_facts.py [--spec FILE] [--reader PATH] [--json]
 
-The folder: the seed article, tests/data/harbour-news.html and, when ../shared is beside the project,
-three of its news pages (read in place, copied only into a temporary folder for this run)."""
+The default folder: the seed article, tests/data/harbour-news.html and, when ../shared is beside the
+project, three of its news pages (copied only into a temporary folder for this run). A spec with
+"folder": "news-html" (tests/data/news_pages_questions.json) reads the five shared pages in place."""
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,19 @@ SHARED_PAGES = ROOT.parent / "shared" / "data" / "news-html"
 SEED = ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt"
 
 
+def articles_folder(tmp: Path, spec: dict) -> tuple[Path, bool]:
+    """The folder the spec's questions are asked over, and whether the shared pages are in it."""
+    if spec.get("folder") == "news-html":
+        return SHARED_PAGES, (SHARED_PAGES / "README.md").is_file()
+    return tmp / "articles", build_folder(tmp / "articles", spec)
+
+
 def build_folder(folder: Path, spec: dict) -> bool:
     """Fill `folder`; True when the shared pages are in it."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(SEED, folder / SEED.name)
     shutil.copy2(ROOT / "tests" / "data" / "harbour-news.html", folder / "harbour-news.html")
-    shared = all((SHARED_PAGES / p).is_file() for p in spec["shared_pages"])
+    shared = all((SHARED_PAGES / p).is_file() for p in spec.get("shared_pages", []))
     if shared:
         for page in spec["shared_pages"]:
             shutil.copy2(SHARED_PAGES / page, folder / page)
@@ -61,13 +69,16 @@ def run(qa: QA, spec: dict, shared: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=QUESTIONS)
     parser.add_argument("--reader", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    spec = json.loads(QUESTIONS.read_text())
+    spec = json.loads(args.spec.read_text())
     with tempfile.TemporaryDirectory(prefix="qa-absent-") as tmp:
-        shared = build_folder(Path(tmp) / "articles", spec)
-        qa = QA(settings=Settings.from_env(articles=Path(tmp) / "articles", index=Path(tmp) / "index",
+        folder, shared = articles_folder(Path(tmp), spec)
+        if spec.get("folder") == "news-html" and not shared:
+            parser.error(f"the shared news pages are not here ({SHARED_PAGES})")
+        qa = QA(settings=Settings.from_env(articles=folder, index=Path(tmp) / "index",
                                            reader=args.reader, watch=False))
         result = run(qa, spec, shared)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2, ensure_ascii=False))

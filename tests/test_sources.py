@@ -3,6 +3,7 @@ and site by trafilatura, the article body only, and questions about the body ans
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -86,17 +87,44 @@ def pages_qa(tmp_path_factory, embedder, reader):
     return QA(settings=Settings.from_env(articles=PAGES, index=index, watch=False), embedder=embedder, reader=reader)
 
 
-@pytest.mark.parametrize("question,expected,article", [
-    ("How old is the flint tool with birch tar?", "50,000 years", "phys.org.tool.html"),
-    pytest.param("Where was the Neanderthal flint tool found?", "Zandmotor beach", "phys.org.tool.html",
-                 marks=pytest.mark.xfail(strict=True, reason="round 2's reader answered 'at the edges of the Neanderthal "
-                                         "range' (the area where it was found), and round 5 misses it too: a known miss reported in issue 8")),
-    ("Who hosted the Berlin Conference in 1884?", "Otto von Bismarck", "dw.com.colonial.html"),
-])
-def test_questions_about_the_bodies(pages_qa, question, expected, article):
-    a = pages_qa.answer(question)
-    assert a.article == article and expected in a.text
-    assert read_article(PAGES / article, article).text[a.start:a.end] == a.text  # offsets into the indexed text
+# questions about the pages' bodies, and about facts none of them states (tests/data/news_pages_questions.json,
+# also measured as a whole by bench/absent_facts.py --spec tests/data/news_pages_questions.json)
+QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "news_pages_questions.json").read_text())
+# what the shipped reader gets wrong here today, with its answer and confidence: listed, not hidden
+KNOWN_MISSES = {
+    "Where was the Neanderthal flint tool found?": "answers 'in small a cutting tool of Neanderthals ...' (44 %)",
+    "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (39 %)",
+    "In which museum is the flint tool displayed?": "answers the journal (20 %)",
+    "Who is the head of the Berlin City Museum?": "answers 'Otto von Bismarck' (14 %)",
+    "Who is the mayor of Berlin?": "answers 'Otto von Bismarck' (36 %)",
+    "How much does a bottle of Kreuzberg's Frühburgunder cost?": "answers '4,000' bottles (48 %)",
+    "When was the Kreuzberg family winery founded?": "answers '2011', its award (21 %)",
+    "How many hectares of vines does the Stodden winery own?": "answers the valley's '530' (59 %)",
+    "Who won Collection of the Year at the German Wine Awards in 2015?": "answers the 2011 winner (69 %)",
+    "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (68 %), when it began",
+    "How many WhatsApp users reported problems?": "answers 'Tens of thousands' of Facebook users (42 %)",
+    "How old is Matt Bors?": "answers the flint tool's '50,000' (19 %)",
+    "Which newspaper publishes Matt Bors's cartoons?": "answers 'Boing Boing' (20 %)",
+}
+
+
+def page_cases(kind: str):
+    for item in QUESTIONS[kind]:
+        marks = [pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[item["q"]])] if item["q"] in KNOWN_MISSES else []
+        yield pytest.param(item, marks=marks, id=item["q"])
+
+
+@pytest.mark.parametrize("item", page_cases("answerable"))
+def test_questions_about_the_bodies(pages_qa, item):
+    a = pages_qa.answer(item["q"])
+    assert a.article == item["article"] and item["a"] in (a.text or ""), (a.text, a.article, round(a.score, 3))
+    assert read_article(PAGES / a.article, a.article).text[a.start:a.end] == a.text  # offsets into the indexed text
+
+
+@pytest.mark.parametrize("item", page_cases("unanswerable"))
+def test_facts_no_page_states_get_no_answer(pages_qa, item):
+    a = pages_qa.answer(item["q"])
+    assert a.abstained, (a.text, a.article, round(a.score, 3))
 
 
 def test_metadata_questions_on_a_page(pages_qa):
