@@ -340,6 +340,8 @@ def serve(host: Annotated[Optional[str], typer.Option(help="[default: 127.0.0.1,
 
     from .config import PACKAGE_ROOT
 
+    if str(PACKAGE_ROOT) not in sys.path:  # app.py imports web_edge.py beside it, as `python app.py` finds it
+        sys.path.append(str(PACKAGE_ROOT))
     spec = importlib.util.spec_from_file_location("app", PACKAGE_ROOT / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

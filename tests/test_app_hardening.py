@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +23,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app as chat_app
+import web_edge
 from qa import InvalidInput
 from qa.limits import MAX_HISTORY_ITEMS
 
@@ -54,7 +58,7 @@ USERS = {"reader": "correct horse"}
 
 @pytest.fixture(scope="module")
 def with_login(app_qa):
-    demo = _launch(app_qa, read_only=True, auth=chat_app.login_check(USERS))
+    demo = _launch(app_qa, read_only=True, auth=web_edge.login_check(USERS))
     yield demo
     demo.close()
 
@@ -87,7 +91,7 @@ def answers(app_qa, monkeypatch):
 # -- 1. an oversized request is refused before any work ----------------------------------------------
 def test_ten_megabyte_history_is_refused_before_any_work(read_only, app_qa, answers):
     url = read_only.local_url
-    limit = chat_app.format_size(chat_app.request_limit(app_qa.settings))
+    limit = chat_app.format_size(web_edge.request_limit(app_qa.settings))
     with httpx.Client(base_url=url, timeout=60) as http:
         refused = http.post("gradio_api/call/ask", json={"data": [QUESTION, ["x" * 10_000_000]]})
         assert refused.status_code == 413
@@ -169,6 +173,14 @@ def test_a_name_that_starts_with_127_needs_a_login(capsys):
     assert "--auth USER:PASSWORD" in capsys.readouterr().err
 
 
+def test_qa_serve_finds_the_edge_from_any_folder(tmp_path):
+    """`qa serve` loads app.py by its path; app.py's `import web_edge` must work outside the checkout too."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", "from qa.cli import main; main()", "serve", "--host", "10.0.0.1"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2 and "--auth USER:PASSWORD" in run.stderr, run.stderr[-2000:]
+
+
 # -- 4. uploads over the article limit get our message ------------------------------------------------
 def test_upload_over_the_article_limit_gets_our_message(app_server, app_qa):
     limit = app_qa.settings.max_article_bytes
@@ -217,13 +229,13 @@ def test_failed_logins_slow_down_per_client(with_login):
 
 
 def test_login_delay_is_bounded_and_per_client():
-    logins = chat_app._Logins(USERS, step=0.01, most=0.04)
+    logins = web_edge.Logins(USERS, step=0.01, most=0.04)
     assert [logins.delay(n) for n in (0, 1, 2, 3, 4, 20)] == [0.0, 0.01, 0.02, 0.04, 0.04, 0.04]
-    assert chat_app._Logins(USERS).delay(20) == chat_app.LOGIN_MOST <= 3
+    assert web_edge.Logins(USERS).delay(20) == web_edge.LOGIN_MOST <= 3
 
     async def attempts():
         for client, password in [("10.0.0.1", "x"), ("10.0.0.1", "y"), ("10.0.0.2", "z"), ("10.0.0.2", "correct horse")]:
-            chat_app._client.set(client)
+            web_edge.client_address.set(client)
             await logins.check("reader", password)
 
     asyncio.run(attempts())

@@ -1,8 +1,10 @@
 """The house's rules, checked on the source: no import circles between the package's modules (lazy
-imports inside functions count too), and a thin façade."""
+imports inside functions count too), a thin façade, and the chat page (app.py) apart from its edge
+(web_edge.py)."""
 from __future__ import annotations
 
 import ast
+import sys
 
 from qa.config import PACKAGE_ROOT
 
@@ -67,3 +69,19 @@ def test_the_facade_is_thin():
     lines = (PACKAGE / "pipeline.py").read_text(encoding="utf-8").count("\n")
     assert lines <= 478 // 3, lines  # a third of what it was when it did five jobs
     assert not (PACKAGE / "articles.py").exists()  # the re-exporting shim is gone
+
+
+def test_the_chat_page_and_its_edge_are_apart():
+    """app.py is the page; web_edge.py, the server's edge beside it, is plain ASGI: the standard library
+    and qa only (no app, no gradio, no starlette), so it imports nothing that imports it back."""
+    lines = (PACKAGE_ROOT / "app.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 600, lines  # 701 when it held the edge too
+    tops = set()
+    for node in ast.walk(ast.parse((PACKAGE_ROOT / "web_edge.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            assert not node.level, "web_edge.py is a top-level module"
+            tops.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.Import):
+            tops.update(a.name.split(".")[0] for a in node.names)
+    assert "app" not in tops and "gradio" not in tops and "starlette" not in tops, tops
+    assert tops <= set(sys.stdlib_module_names) | {"qa"}, tops - set(sys.stdlib_module_names)
