@@ -29,8 +29,10 @@ SEED = ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt"
 
 def articles_folder(tmp: Path, spec: dict) -> tuple[Path, bool]:
     """The folder the spec's questions are asked over, and whether the shared pages are in it."""
-    if spec.get("folder") == "news-html":
-        return SHARED_PAGES, (SHARED_PAGES / "README.md").is_file()
+    if spec.get("folder") == "news-html":  # read in place: nothing to ask over without them
+        if not (SHARED_PAGES / "README.md").is_file():
+            raise FileNotFoundError(f"the shared news pages are not here ({SHARED_PAGES})")
+        return SHARED_PAGES, True
     return tmp / "articles", build_folder(tmp / "articles", spec)
 
 
@@ -75,9 +77,10 @@ def main() -> int:
     args = parser.parse_args()
     spec = json.loads(args.spec.read_text())
     with tempfile.TemporaryDirectory(prefix="qa-absent-") as tmp:
-        folder, shared = articles_folder(Path(tmp), spec)
-        if spec.get("folder") == "news-html" and not shared:
-            parser.error(f"the shared news pages are not here ({SHARED_PAGES})")
+        try:
+            folder, shared = articles_folder(Path(tmp), spec)
+        except FileNotFoundError as err:
+            parser.error(str(err))
         qa = QA(settings=Settings.from_env(articles=folder, index=Path(tmp) / "index",
                                            reader=args.reader, watch=False))
         result = run(qa, spec, shared)

@@ -13,6 +13,8 @@ import pytest
 from qa import QA, Settings
 from qa.config import PACKAGE_ROOT
 
+from .question_sets import question_cases
+
 sys.path.insert(0, str(PACKAGE_ROOT / "bench"))
 from absent_facts import QUESTIONS, build_folder
 
@@ -27,16 +29,6 @@ KNOWN_MISSES = {
     "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (68 %), when it began",
     "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (39 %)",
 }
-
-
-def cases(kind: str):
-    for item in SPEC[kind]:
-        marks = []
-        if item.get("shared") and not HAS_SHARED:
-            marks.append(pytest.mark.skip(reason="needs the shared news pages (../shared/data/news-html)"))
-        if item["q"] in KNOWN_MISSES:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[item["q"]]))
-        yield pytest.param(item, marks=marks, id=item["q"])
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +46,7 @@ def test_the_folder_holds_what_the_questions_expect(folder_qa):
     assert set(folder_qa.articles) == expected
 
 
-@pytest.mark.parametrize("item", cases("answerable"))
+@pytest.mark.parametrize("item", question_cases(SPEC["answerable"], KNOWN_MISSES, HAS_SHARED))
 def test_each_article_answers_its_own_questions(folder_qa, item):
     a = folder_qa.answer(item["q"])
     assert a.text is not None and item["a"] in a.text, (a.text, a.score)
@@ -62,7 +54,7 @@ def test_each_article_answers_its_own_questions(folder_qa, item):
     assert Path(folder_qa.settings.articles / a.article).is_file()
 
 
-@pytest.mark.parametrize("item", cases("unanswerable"))
+@pytest.mark.parametrize("item", question_cases(SPEC["unanswerable"], KNOWN_MISSES, HAS_SHARED))
 def test_facts_no_article_states_get_no_answer(folder_qa, item):
     a = folder_qa.answer(item["q"])
     assert a.abstained, (a.text, a.article, round(a.score, 3))

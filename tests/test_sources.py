@@ -12,6 +12,8 @@ from qa import QA, Settings
 from qa.config import PACKAGE_ROOT
 from qa.sources.files import load_articles, read_article
 
+from .question_sets import question_cases
+
 PAGES = PACKAGE_ROOT.parent / "shared" / "data" / "news-html"
 pytestmark = pytest.mark.skipif(not (PAGES / "README.md").is_file(),
                                 reason=f"the shared news pages are not here ({PAGES}); they are read in place, never copied")
@@ -108,20 +110,14 @@ KNOWN_MISSES = {
 }
 
 
-def page_cases(kind: str):
-    for item in QUESTIONS[kind]:
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[item["q"]])] if item["q"] in KNOWN_MISSES else []
-        yield pytest.param(item, marks=marks, id=item["q"])
-
-
-@pytest.mark.parametrize("item", page_cases("answerable"))
+@pytest.mark.parametrize("item", question_cases(QUESTIONS["answerable"], KNOWN_MISSES))
 def test_questions_about_the_bodies(pages_qa, item):
     a = pages_qa.answer(item["q"])
     assert a.article == item["article"] and item["a"] in (a.text or ""), (a.text, a.article, round(a.score, 3))
     assert read_article(PAGES / a.article, a.article).text[a.start:a.end] == a.text  # offsets into the indexed text
 
 
-@pytest.mark.parametrize("item", page_cases("unanswerable"))
+@pytest.mark.parametrize("item", question_cases(QUESTIONS["unanswerable"], KNOWN_MISSES))
 def test_facts_no_page_states_get_no_answer(pages_qa, item):
     a = pages_qa.answer(item["q"])
     assert a.abstained, (a.text, a.article, round(a.score, 3))
