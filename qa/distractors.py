@@ -42,11 +42,13 @@ def _key(ex: Example) -> str:
 
 
 def hard_distractors(examples: list[Example], embedder: Embedder, work: Path, per_question: int = 1,
-                     chunk_chars: int = 900, chunk_overlap: int = 200) -> list[list[str]]:
-    """For each example, up to `per_question` retrieved passages from other paragraphs (texts)."""
+                     wanted: set[int] | None = None, chunk_chars: int = 900,
+                     chunk_overlap: int = 200) -> list[list[str]]:
+    """For each example, up to `per_question` retrieved passages from other paragraphs (texts); with
+    `wanted`, only for those indices (the others get none), though every paragraph stays a candidate."""
     cache_file = work / f"distractors-{per_question}.json"
     cache: dict[str, list[str]] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    todo = [i for i, ex in enumerate(examples) if _key(ex) not in cache]
+    todo = [i for i, ex in enumerate(examples) if (wanted is None or i in wanted) and _key(ex) not in cache]
     if todo:
         articles, paragraph_id = paragraph_articles(examples)
         stored, _ = update_index(work / "distractor-index", articles, embedder, chunk_chars, chunk_overlap,
@@ -64,4 +66,4 @@ def hard_distractors(examples: list[Example], embedder: Embedder, work: Path, pe
         tmp = cache_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache))
         tmp.replace(cache_file)
-    return [cache[_key(ex)] for ex in examples]
+    return [cache[_key(ex)] if wanted is None or i in wanted else [] for i, ex in enumerate(examples)]

@@ -42,6 +42,10 @@ class TrainConfig:
     # share of questions read against their distractors only, the gold paragraph left out, and taught
     # "no answer": the article is not in the folder, though passages of the same kind are (issue 21)
     absent_rate: float = 0.0
+    # read the other questions on their paragraph alone (no distractors beside it): one window a question
+    # instead of 1 + distractors, so a session's steps read ~2x the gold paragraphs; distractors are
+    # then retrieved only for the absent share
+    gold_alone: bool = False
     headline_rate: float = 0.3          # share of contexts given a headline line on top, as articles have
     max_group_windows: int = 8
     # > 0: train on a seeded random sample of this many questions. A run of a few thousand steps reads
@@ -101,6 +105,15 @@ def sample_examples(examples: list[Example], n: int, seed: int) -> list[Example]
     return [examples[i] for i in keep]
 
 
+def absent_share(examples: list[Example], cfg: TrainConfig) -> set[int] | None:
+    """With gold_alone, the questions to read without their paragraph, chosen before retrieval so that
+    only they need distractors; None = every question gets distractors (the shared-norm recipe)."""
+    if not cfg.gold_alone:
+        return None
+    pick = random.Random(cfg.seed + 1)
+    return {i for i, ex in enumerate(examples) if not ex.is_impossible and pick.random() < cfg.absent_rate}
+
+
 @dataclass(frozen=True)
 class Group:
     """One question read against several contexts at once: its gold paragraph and its distractors.
@@ -136,7 +149,7 @@ def build_groups(tokenizer, examples: list[Example], distractors: list[list[str]
         questions, contexts, owner = [], [], []   # one entry per (question, context) pair
         for i in range(lo, min(lo + step, len(examples))):
             ex = examples[i]
-            gone = bool(distractors[i]) and rng.random() < cfg.absent_rate
+            gone = bool(distractors[i]) and (cfg.gold_alone or rng.random() < cfg.absent_rate)
             if gone:
                 absent.add(i)
             for j, ctx in enumerate(distractors[i] if gone else [ex.context, *distractors[i]]):
@@ -301,8 +314,8 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
     examples = sample_examples(load_examples(cfg.data), cfg.max_questions, cfg.seed)
-    distractors = (hard_distractors(examples, Embedder(), work, cfg.distractors) if cfg.distractors
-                   else [[] for _ in examples])
+    distractors = (hard_distractors(examples, Embedder(), work, cfg.distractors, absent_share(examples, cfg))
+                   if cfg.distractors else [[] for _ in examples])
     groups = build_groups(tokenizer, examples, distractors, cfg)
     n_windows = sum(len(g.windows) for g in groups)
     n_impossible = sum(e.is_impossible for e in examples)

@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from qa.config import SHIPPED_READER
 from qa.squad import Example
-from qa.train import TrainConfig, build_groups, sample_examples
+from qa.train import TrainConfig, absent_share, build_groups, sample_examples
 
 CONTEXT = "The Port Ellis lighthouse was designed by the architect Odile Brandt in 1911."
 OTHER = ["The ferry Mira carries up to 180 passengers across Kestrel Bay.",
@@ -51,3 +51,20 @@ def test_a_sample_is_seeded_distinct_and_in_order():
     ids = [int(e.id[1:]) for e in picked]
     assert len(set(ids)) == 10 and ids == sorted(ids)
     assert sample_examples(many, 0, seed=7) == many == sample_examples(many, 99, seed=7)
+
+
+def test_gold_alone_reads_the_paragraph_by_itself_and_the_absent_share_without_it(tokenizer):
+    cfg = TrainConfig(headline_rate=0.0, gold_alone=True, absent_rate=0.5)
+    groups = build_groups(tokenizer, EXAMPLES, [[], OTHER], cfg)   # distractors only for the absent one
+    assert [len(g.windows) for g in groups] == [1, 2]
+    assert groups[0].starts and groups[1].starts == ()
+
+
+def test_the_absent_share_is_seeded_and_never_an_unanswerable_question():
+    many = [Example(f"q{i}", "Port Ellis", CONTEXT, f"Question {i}?", ("1911",), (CONTEXT.index("1911"),))
+            for i in range(200)]
+    many[3] = Example("q3", "Port Ellis", CONTEXT, "Question 3?", (), ())
+    cfg = TrainConfig(gold_alone=True, absent_rate=0.3)
+    share = absent_share(many, cfg)
+    assert share == absent_share(many, cfg) and 40 <= len(share) <= 80 and 3 not in share
+    assert absent_share(many, TrainConfig(absent_rate=0.3)) is None
