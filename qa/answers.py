@@ -12,6 +12,7 @@ from .config import Settings
 from .metadata import asked_field, fact
 from .reader import Calibration, EarlyStop, Reading
 from .retrieval import Passage
+from .support import unstated
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,25 @@ class Answer:
         return out
 
 
+def passage_unstated(question: str, passage: Passage) -> float:
+    """qa/support.py's share of the question's words that the passage (with its headline) lacks."""
+    return unstated(question, f"{passage.title or ''}\n{passage.chunk.text}") if question else 0.0
+
+
+def top_unstated(question: str, reading: Reading, passages: list[Passage]) -> float:
+    """passage_unstated of the passage the best span comes from (0 with no span)."""
+    return passage_unstated(question, passages[reading.spans[0].context]) if reading.spans else 0.0
+
+
 def decide(reading: Reading, passages: list[Passage], calibration: Calibration, threshold: float | None = None,
-           aggregate: bool = False) -> Answer:
+           aggregate: bool = False, question: str = "") -> Answer:
     """Spans -> one answer per distinct text, best span gap first, with alternatives; or an abstention.
 
     With the fitted aggregation in the calibration (and `aggregate`), each answer's confidence is
     the fitted probability that it is right, from its span gap, how many places support it and the
     retrieval evidence (qa/aggregate.py), and the top answer is abstained on below the calibrated
-    log-odds; otherwise confidence and abstention come from the span gap alone.
+    log-odds; otherwise confidence and abstention come from the span gap, lowered by the calibrated
+    cost of the question's words its passage lacks (Calibration.judged; needs `question`).
     `threshold` None = the calibrated one."""
     weights = calibration.combine if aggregate else ()
     found = candidates(reading, passages)  # best span gap first
@@ -60,10 +72,13 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         threshold = calibration.combine_threshold if threshold is None else threshold
         best_score = scored[0][0] if scored else -math.inf
     else:
-        scored = [(c.features[0], c) for c in found]   # already best gap first
+        # ranked by the gap (already best first), judged with what the passage does not say
+        weight = calibration.unstated_weight if question else 0.0
+        scored = [(calibration.judged(c.features[0], passage_unstated(question, passages[c.span.context]))
+                   if weight else c.features[0], c) for c in found]
         confidence = calibration.confidence
         threshold = calibration.no_answer_threshold if threshold is None else threshold
-        best_score = reading.gap
+        best_score = scored[0][0] if weight and scored else reading.gap
     answers = []
     for score, c in scored:
         chunk = passages[c.span.context].chunk

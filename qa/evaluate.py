@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .aggregate import FEATURES, candidates, combined_score, fit
-from .answers import decide, early_stop
+from .answers import decide, early_stop, top_unstated
 from .config import Settings
 from .distractors import paragraph_articles
 from .embedding import Embedder
@@ -31,6 +31,7 @@ from .sources.files import Article
 from .squad import Example, read_squad
 from .stores.embedded import EmbeddedSearch, update_index
 from .stores.postgres import PostgresStore, is_database_url
+from .support import unstated
 
 BATCH = 16  # questions read together: their windows share forward passes
 
@@ -70,7 +71,7 @@ def evaluate_reader(path: str, reader: Reader, threshold: float | None = None, l
         part = examples[lo : lo + BATCH]
         for ex, reading in zip(part, reader.read_many([e.question for e in part], [[e.context] for e in part])):
             answer = reading.spans[0].text if reading.spans else ""
-            if squad2 and reading.gap < threshold:
+            if squad2 and reader.calibration.judged(reading.gap, unstated(ex.question, ex.context)) < threshold:
                 answer = ""
             scored.append(Scored(ex, answer, reading.gap))
     seconds = time.perf_counter() - started
@@ -109,7 +110,8 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
              progress: bool = True, threshold: float | None = None, aggregate: bool = False,
              whole_articles: bool = False, early: EarlyStop | None = None) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
-    article. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
+    article, and (paragraph layout only) with its article but without the paragraphs that hold its
+    answer: the article is there and does not say, as on a folder of news. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
     their aggregation features, each passage's reading) and seconds per question. `whole_articles`:
     index each article as one text (its title as a headline, then its paragraphs), cut into passages
     as real articles are. `early`: the reading policy replayed (qa/reader.py EarlyStop); every passage
@@ -118,6 +120,13 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
     by_title: dict[str, set[str]] = {}
     for ex in examples:
         by_title.setdefault(ex.title, set()).add(paragraph_id[ex.context])
+    text_of = {pid: ctx for ctx, pid in paragraph_id.items()}
+
+    def saying(ex: Example) -> frozenset[str]:
+        """The paragraphs of its article that hold an answer (its own always does)."""
+        answers = [a.lower() for a in ex.answers]
+        return frozenset({paragraph_id[ex.context]} | {pid for pid in by_title[ex.title]
+                                                       if any(a in text_of[pid].lower() for a in answers)})
     s = qa_settings
     if is_database_url(s.store):  # the PostgreSQL store: the database is overwritten with this corpus
         search = PostgresStore(s.store)
@@ -151,26 +160,40 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
         ranks = [[p.chunk.article_id for p in ps] for ps in deeper]
         found = [ps[:k_read] for ps in deeper]
         readings = read(part, found)
-        answers = [decide(r, ps[:n], reader.calibration, threshold, aggregate) for (_, n, r), ps in zip(readings, found)]
+        answers = [decide(r, ps[:n], reader.calibration, threshold, aggregate, e.question)
+                   for e, (_, n, r), ps in zip(part, readings, found)]
         seconds += time.perf_counter() - started
         without = retriever.search_many([e.question for e in part], k=k_read,
                                         exclude=[frozenset(by_title[e.title]) for e in part])
         readings_out = read(part, without)
-        answers_out = [decide(r, ps[:n], reader.calibration, threshold, aggregate)
-                       for (_, n, r), ps in zip(readings_out, without)]
-        for ex, ranked, ps, (alone, n, r), a, (alone_out, n_out, r_out), a_out, ps_out in zip(
-                part, ranks, found, readings, answers, readings_out, answers_out, without):
+        answers_out = [decide(r, ps[:n], reader.calibration, threshold, aggregate, e.question)
+                       for e, (_, n, r), ps in zip(part, readings_out, without)]
+        unsaid = [None] * len(part)   # (reading, passages read, answer) without the saying paragraphs
+        if not whole_articles:
+            found_unsaid = retriever.search_many([e.question for e in part], k=k_read, exclude=[saying(e) for e in part])
+            unsaid = [(r, ps[:n], decide(r, ps[:n], reader.calibration, threshold, aggregate, e.question))
+                      for e, (_, n, r), ps in zip(part, read(part, found_unsaid), found_unsaid)]
+        for ex, ranked, ps, (alone, n, r), a, (alone_out, n_out, r_out), a_out, ps_out, u in zip(
+                part, ranks, found, readings, answers, readings_out, answers_out, without, unsaid):
             gold = paragraph_id[ex.context]
             records.append({
+                # its article indexed but not the paragraphs that say it; None in the whole-article layout
+                "gap_unsaid": u[0].gap if u else None,
+                "unstated_unsaid": top_unstated(ex.question, u[0], u[1]) if u else None,
+                "abstained_unsaid": u[2].abstained if u else None,
+                "passages_unsaid": u[1] if u else None,
                 "example": ex, "rank": ranked.index(gold) + 1 if gold in ranked else None,
                 "prediction": a.text or "", "gap": r.gap, "gap_without": r_out.gap,
+                # the share of the question's words the best span's passage lacks (qa/support.py)
+                "unstated": top_unstated(ex.question, r, ps[:n]),
+                "unstated_without": top_unstated(ex.question, r_out, ps_out[:n_out]),
                 "abstained": a.abstained, "abstained_without": a_out.abstained,
                 "confidence": a.score, "confidence_without": a_out.score, "passages_read": n,
                 "candidates": [(c.span.text, c.features) for c in candidates(r, ps[:n])],
                 "candidates_without": [(c.span.text, c.features) for c in candidates(r_out, ps_out[:n_out])],
                 # the other ranking (aggregation on/off) on the same readings, for the ablation
-                "other": decide(r, ps[:n], reader.calibration, threshold, not aggregate),
-                "other_without": decide(r_out, ps_out[:n_out], reader.calibration, threshold, not aggregate),
+                "other": decide(r, ps[:n], reader.calibration, threshold, not aggregate, ex.question),
+                "other_without": decide(r_out, ps_out[:n_out], reader.calibration, threshold, not aggregate, ex.question),
                 "passages": ps, "alone": alone,   # to replay other reading policies
             })
     return records, seconds / max(1, len(examples))
@@ -182,9 +205,10 @@ def replay(records: list[dict], calibration: Calibration, early: EarlyStop | Non
     read = same = em = f1 = 0
     for r in records:
         ps, alone = r["passages"], r["alone"]
-        full = decide(merge_readings(alone), ps, calibration).text
+        q = r["example"].question
+        full = decide(merge_readings(alone), ps, calibration, question=q).text
         n = passages_needed(alone, early)
-        text = full if n == len(ps) else decide(merge_readings(alone[:n]), ps[:n], calibration).text
+        text = full if n == len(ps) else decide(merge_readings(alone[:n]), ps[:n], calibration, question=q).text
         read += n
         same += text == full
         em += best_score(exact_match, text or "", r["example"].answers)
@@ -227,6 +251,8 @@ def evaluate_open(path: str, qa_settings: Settings, embedder: Embedder, reader: 
         "file": Path(path).name, "mode": "open", "n": len(records),
         "exact_match": 100 * _mean(em), "f1": 100 * _mean(f1), **recall,
         "abstain_rate_without_article": _mean(r["abstained_without"] for r in records),
+        # its article indexed, the paragraphs that hold the answer left out: the article does not say
+        "abstain_rate_unsaid": _mean(r["abstained_unsaid"] for r in records if r["abstained_unsaid"] is not None),
         "answer_rate_with_article": _mean(not r["abstained"] for r in records),
         "seconds_per_question": seconds, "top_k": qa_settings.top_k,
         # the early stop (qa/reader.py EarlyStop) against reading every passage, on the same readings
@@ -260,6 +286,34 @@ def reliability(records: list[dict], bins: int = 10) -> list[dict]:
     return table
 
 
+UNSTATED_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0)
+
+
+def unanswered_cases(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(gaps, unstated shares) of every reading that should abstain: each question without its article,
+    and, where measured, with its article but not the paragraphs that say it."""
+    pairs = [(r["gap_without"], r["unstated_without"]) for r in records]
+    pairs += [(r["gap_unsaid"], r["unstated_unsaid"]) for r in records if r.get("gap_unsaid") is not None]
+    gaps, shares = zip(*pairs) if pairs else ((), ())
+    return np.array(gaps, dtype=float), np.array(shares, dtype=float)
+
+
+def choose_unstated_weight(records: list[dict], target_answer_rate: float) -> tuple[float, list[dict]]:
+    """The cost of the question's unstated words (Calibration.unstated_weight) that, at the threshold
+    answering `target_answer_rate` of the questions with their article, abstains on the most of the
+    readings that should (unanswered_cases); the smallest such weight (0 when the words do not help),
+    and the table tried."""
+    gaps_out, shares_out = unanswered_cases(records)
+    table = []
+    for w in UNSTATED_WEIGHTS:
+        with_article = np.array([r["gap"] - w * r["unstated"] for r in records])
+        threshold = float(np.quantile(with_article, 1.0 - target_answer_rate))
+        table.append({"weight": w, "threshold": threshold,
+                      "abstain_rate_unanswered": float(np.mean(gaps_out - w * shares_out < threshold))})
+    best = max(table, key=lambda row: (row["abstain_rate_unanswered"], -row["weight"]))
+    return best["weight"], table
+
+
 def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder, reader: Reader,
               target_answer_rate: float = 0.96, progress: bool = True, max_stop_loss: float = STOP_MAX_F1_LOSS) -> tuple[Calibration, dict]:
     """Choose the abstention thresholds and fit the confidence on held-out questions, in open mode.
@@ -270,7 +324,8 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
     - answer aggregation: a logistic regression of "this candidate is right" on every candidate's
       features (qa/aggregate.py), from the questions with and without their article.
     Each threshold is the highest that still answers `target_answer_rate` of the questions whose
-    article is in the index (so it abstains as often as it can where the article is missing).
+    article is in the index (so it abstains as often as it can where the article is missing). The gap
+    is first lowered by the chosen cost of the question's words its passage lacks (qa/support.py).
     Statistics count each question twice: once per corpus layout.
     """
     from sklearn.linear_model import LogisticRegression
@@ -283,10 +338,12 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
         part, _ = open_run(examples, qa_settings, embedder, reader, progress, threshold=-math.inf, aggregate=False,
                            whole_articles=whole)
         records += part
-    with_gaps = np.array([r["gap"] for r in records])
+    weight, weight_table = choose_unstated_weight(records, target_answer_rate)
+    with_gaps = np.array([r["gap"] - weight * r["unstated"] for r in records])      # judged scores
+    without_gaps = np.array([r["gap_without"] - weight * r["unstated_without"] for r in records])
     threshold = float(np.quantile(with_gaps, 1.0 - target_answer_rate))
     right = [best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5 for r in records]
-    x = np.concatenate([with_gaps, [r["gap_without"] for r in records]]).reshape(-1, 1)
+    x = np.concatenate([with_gaps, without_gaps]).reshape(-1, 1)
     y = np.concatenate([right, [False] * len(records)])
     platt = LogisticRegression(C=100.0).fit(np.clip(x, -50, 50), y)
 
@@ -307,20 +364,22 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
     without_top = np.array([top(r["candidates_without"]) for r in records])
     combine_threshold = float(np.quantile(with_top, 1.0 - target_answer_rate))
     calibration = Calibration(threshold, float(platt.coef_[0][0]), float(platt.intercept_[0]),
-                              weights, combine_threshold)
+                              weights, combine_threshold, unstated_weight=weight)
     # the early stop: how sure the first passages' answer must be for the others to go unread
     first = qa_settings.read_first or 2  # QA_READ_FIRST=0 (read all) still calibrates the default stop
     stop_score, stop_table = choose_stop_score(records, calibration, first, max_stop_loss)
     calibration = replace(calibration, stop_score=stop_score)
-    without_gaps = np.array([r["gap_without"] for r in records])
     stats = {
         "questions": len(records),
         "answer_rate_with_article": float(np.mean(with_gaps >= threshold)),
         "abstain_rate_without_article": float(np.mean(without_gaps < threshold)),
+        "abstain_rate_unsaid": float(np.mean([r["gap_unsaid"] - weight * r["unstated_unsaid"] < threshold
+                                              for r in records if r.get("gap_unsaid") is not None])),
         "combine_features": list(FEATURES),
         "combine_answer_rate_with_article": float(np.mean(with_top >= combine_threshold)),
         "combine_abstain_rate_without_article": float(np.mean(without_top < combine_threshold)),
         "target_answer_rate": target_answer_rate,
+        "unstated_table": weight_table,
         "stop_first": first,
         "stop_max_f1_loss": max_stop_loss,
         "stop_min_same_answers": STOP_MIN_SAME_ANSWERS,

@@ -130,7 +130,7 @@ class QA:
         if about is not None:  # "When was it published?": from the metadata
             return about
         reading = self.reader.read(question, [p.chunk.text for p in passages], early=self.early_stop)
-        answer = self.decide(reading, passages)
+        answer = self.decide(reading, passages, question)
         if answer.abstained or answer.article is None:
             return answer
         return replace(answer, sources=live.sources_of(answer.article))
@@ -140,9 +140,9 @@ class QA:
         """The reading policy of the settings and the reader's calibration; None = read every passage."""
         return early_stop(self.settings, self.reader.calibration)
 
-    def decide(self, reading: Reading, passages: list[Passage]) -> Answer:
+    def decide(self, reading: Reading, passages: list[Passage], question: str = "") -> Answer:
         return decide(reading, passages, self.reader.calibration, self.settings.no_answer_threshold,
-                      self.settings.aggregate)
+                      self.settings.aggregate, question)
 
 
 _default: QA | None = None

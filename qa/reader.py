@@ -60,6 +60,13 @@ class Calibration:
     combine_threshold: float = 0.0
     # early stop (EarlyStop): the span score above which the first passages' answer is final; inf = read all
     stop_score: float = math.inf
+    # how much a question word the answer's passage lacks costs (qa/support.py): the gap is judged as
+    # gap - unstated_weight * unstated share; 0 = by the gap alone (calibrations before 2026-12-02)
+    unstated_weight: float = 0.0
+
+    def judged(self, gap: float, unstated: float) -> float:
+        """The score the threshold and the confidence apply to."""
+        return gap - self.unstated_weight * unstated
 
     def confidence(self, gap: float) -> float:
         if gap == -math.inf:
@@ -72,7 +79,9 @@ class EarlyStop:
     """Read the first `first` passages; the others only when the best span found there scores below
     `score` (start + end logit) or beats "no answer" by less than `min_gap` (the abstention threshold).
     Reading more can only raise the best span and lower the no-answer score, so a stop never changes
-    whether the reader answers, only (rarely) which answer. The span's own score, not its gap, says
+    whether the gap clears the threshold, only (rarely) which answer; with the cost of unstated
+    question words (Calibration.judged) a later passage's better span could still have been judged
+    differently, as rarely. The span's own score, not its gap, says
     whether a later passage could beat it: a distractor's gap is often high only because its no-answer
     score is low (bench/read_policy.py)."""
 
@@ -191,7 +200,8 @@ class Reader:
         path = Path(self.ref).expanduser() / "calibration.json"
         if path.exists():
             fields = json.loads(path.read_text())
-            known = {k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b", "combine_threshold", "stop_score")
+            known = {k: fields[k] for k in ("no_answer_threshold", "platt_a", "platt_b", "combine_threshold", "stop_score",
+                                                "unstated_weight")
                      if k in fields and fields[k] is not None}
             return Calibration(**known, combine=tuple(fields.get("combine", ())))
         return Calibration()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -52,8 +53,9 @@ def test_reader_mode(squad_file):
 def test_open_mode(squad_file):
     result = qa_eval(squad_file, "--mode", "open")
     for key in ("n", "exact_match", "f1", "recall@1", "recall@5", "recall@10", "abstain_rate_without_article",
-                "answer_rate_with_article", "seconds_per_question"):
+                "answer_rate_with_article", "seconds_per_question", "abstain_rate_unsaid"):
         assert key in result
+    assert 0.0 <= result["abstain_rate_unsaid"] <= 1.0
     assert result["recall@5"] >= 0.9
     assert result["f1"] >= 60
     # the file has one article: left out, nothing remains to be retrieved, so it must abstain
@@ -64,3 +66,22 @@ def test_bad_mode_and_missing_file(squad_file, tmp_path):
     for args in ([squad_file, "--mode", "nonsense"], [tmp_path / "absent.json", "--mode", "reader"]):
         done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", *map(str, args)], capture_output=True, text=True)
         assert done.returncode == 2 and "error:" in done.stderr
+
+
+def test_the_unsaid_lane_keeps_the_article_but_no_paragraph_that_holds_the_answer(squad_file, settings, embedder, reader):
+    """Open mode's third reading of each question: its article stays in the index, every paragraph of
+    it that holds a gold answer is left out; the passages read are other paragraphs of the same article."""
+    from qa.evaluate import open_run
+    from qa.squad import read_squad
+
+    examples = [e for e in read_squad(str(squad_file)) if not e.is_impossible]
+    records, _ = open_run(examples, settings, embedder, reader, progress=False, threshold=-math.inf)
+    read_some = 0
+    for r in records:
+        answers = [a.lower() for a in r["example"].answers]
+        for p in r["passages_unsaid"]:
+            assert not any(a in p.chunk.text.lower() for a in answers), (r["example"].question, p.chunk.text[:80])
+            assert p.chunk.article_id.startswith("Run_to_the_West#")
+        read_some += bool(r["passages_unsaid"])
+        assert 0.0 <= r["unstated_unsaid"] <= 1.0
+    assert read_some >= len(records) // 2   # an answer that every paragraph holds leaves nothing to read
