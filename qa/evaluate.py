@@ -304,12 +304,15 @@ def choose_unstated_weight(records: list[dict], target_answer_rate: float) -> tu
     readings that should (unanswered_cases); the smallest such weight (0 when the words do not help),
     and the table tried."""
     gaps_out, shares_out = unanswered_cases(records)
+    n_without = len(records)   # unanswered_cases lists the without-article readings first
     table = []
     for w in UNSTATED_WEIGHTS:
         with_article = np.array([r["gap"] - w * r["unstated"] for r in records])
         threshold = float(np.quantile(with_article, 1.0 - target_answer_rate))
-        table.append({"weight": w, "threshold": threshold,
-                      "abstain_rate_unanswered": float(np.mean(gaps_out - w * shares_out < threshold))})
+        abstains = gaps_out - w * shares_out < threshold
+        table.append({"weight": w, "threshold": threshold, "abstain_rate_unanswered": float(np.mean(abstains)),
+                      "abstain_rate_without_article": float(np.mean(abstains[:n_without])),
+                      "abstain_rate_unsaid": float(np.mean(abstains[n_without:])) if len(abstains) > n_without else None})
     best = max(table, key=lambda row: (row["abstain_rate_unanswered"], -row["weight"]))
     return best["weight"], table
 
