@@ -22,12 +22,12 @@ SPEC = json.loads(QUESTIONS.read_text())
 HAS_SHARED = all((PACKAGE_ROOT.parent / "shared" / "data" / "news-html" / p).is_file() for p in SPEC["shared_pages"])
 # what the shipped reader gets wrong here today, with its answer and confidence: listed, not hidden
 KNOWN_MISSES = {
-    "Where was the Mira built?": "answers 'lighthouse keeper' (21 %): the sentence naming the boatyard is the reader's near-tie",
-    "What is the population of Skerrin?": "answers '180' (26 %), the ferry's passengers",
-    "What is the name of Byun Yo-han's wife?": "answers his earlier series (35 %)",
-    "Who is the head of the Berlin City Museum?": "answers 'Otto von Bismarck' (14 %)",
-    "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (68 %), when it began",
-    "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (39 %)",
+    "Where was the Mira built?": "answers 'lighthouse keeper' (60 %): the sentence naming the boatyard is the reader's near-tie",
+    "What is the population of Skerrin?": "answers '180' (21 %), the ferry's passengers",
+    "What is the name of Byun Yo-han's wife?": "answers his earlier series (47 %)",
+    "Which journal rejected the Neanderthal birch tar paper?": "answers the journal that published it (20 %)",
+    "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (61 %), when it began",
+    "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (28 %)",
 }
 
 
