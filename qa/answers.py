@@ -74,8 +74,12 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
     else:
         # ranked by the gap (already best first), judged with what the passage does not say
         weight = calibration.unstated_weight if question else 0.0
-        scored = [(calibration.judged(c.features[0], passage_unstated(question, passages[c.span.context]))
-                   if weight else c.features[0], c) for c in found]
+        shares: dict[int, float] = {}   # per passage: many candidates come from the same one
+        for c in found if weight else ():
+            if c.span.context not in shares:
+                shares[c.span.context] = passage_unstated(question, passages[c.span.context])
+        scored = [(calibration.judged(c.features[0], shares[c.span.context]) if weight else c.features[0], c)
+                  for c in found]
         confidence = calibration.confidence
         threshold = calibration.no_answer_threshold if threshold is None else threshold
         best_score = scored[0][0] if weight and scored else reading.gap

@@ -111,8 +111,9 @@ def open_run(examples: list[Example], qa_settings: Settings, embedder: Embedder,
              whole_articles: bool = False, early: EarlyStop | None = None) -> tuple[list[dict], float]:
     """Ask every question against an index of all the file's paragraphs, with and without its own
     article, and (paragraph layout only) with its article but without the paragraphs that hold its
-    answer: the article is there and does not say, as on a folder of news. Returns per-question records (gaps, predictions, recall ranks, the answer candidates and
-    their aggregation features, each passage's reading) and seconds per question. `whole_articles`:
+    answer: the article is there and does not say, as on a folder of news. Returns per-question
+    records (gaps, predictions, recall ranks, the answer candidates and their aggregation features,
+    each passage's reading) and seconds per question. `whole_articles`:
     index each article as one text (its title as a headline, then its paragraphs), cut into passages
     as real articles are. `early`: the reading policy replayed (qa/reader.py EarlyStop); every passage
     is read alone, so any other policy can be replayed from the records (`replay`)."""
@@ -342,9 +343,10 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
                            whole_articles=whole)
         records += part
     weight, weight_table = choose_unstated_weight(records, target_answer_rate)
+    chosen = next(row for row in weight_table if row["weight"] == weight)
     with_gaps = np.array([r["gap"] - weight * r["unstated"] for r in records])      # judged scores
     without_gaps = np.array([r["gap_without"] - weight * r["unstated_without"] for r in records])
-    threshold = float(np.quantile(with_gaps, 1.0 - target_answer_rate))
+    threshold = chosen["threshold"]
     right = [best_score(token_f1, r["prediction"], r["example"].answers) >= 0.5 for r in records]
     x = np.concatenate([with_gaps, without_gaps]).reshape(-1, 1)
     y = np.concatenate([right, [False] * len(records)])
@@ -375,9 +377,8 @@ def calibrate(examples: list[Example], qa_settings: Settings, embedder: Embedder
     stats = {
         "questions": len(records),
         "answer_rate_with_article": float(np.mean(with_gaps >= threshold)),
-        "abstain_rate_without_article": float(np.mean(without_gaps < threshold)),
-        "abstain_rate_unsaid": float(np.mean([r["gap_unsaid"] - weight * r["unstated_unsaid"] < threshold
-                                              for r in records if r.get("gap_unsaid") is not None])),
+        "abstain_rate_without_article": chosen["abstain_rate_without_article"],
+        "abstain_rate_unsaid": chosen["abstain_rate_unsaid"],
         "combine_features": list(FEATURES),
         "combine_answer_rate_with_article": float(np.mean(with_top >= combine_threshold)),
         "combine_abstain_rate_without_article": float(np.mean(without_top < combine_threshold)),

@@ -11,6 +11,7 @@ questions only, so a reader whose questions are often paraphrased can give it li
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import Stemmer
@@ -26,7 +27,13 @@ QUESTION_WORDS = frozenset({
     "things", "year", "years", "time", "times", "number", "way", "happen", "happened", "us",
 })
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_stemmer = Stemmer.Stemmer("english")
+_local = threading.local()   # a PyStemmer object is not thread-safe, and the chat answers on many threads
+
+
+def _stem(words: list[str]) -> list[str]:
+    if not hasattr(_local, "stemmer"):
+        _local.stemmer = Stemmer.Stemmer("english")
+    return _local.stemmer.stemWords(words)
 
 
 @lru_cache(maxsize=4096)
@@ -37,9 +44,10 @@ def content_words(text: str) -> dict[str, str]:
         w = re.sub(r"['’]s$", "", w)
         if w not in STOPWORDS_EN_PLUS and w not in QUESTION_WORDS:
             words.append(w)
-    return dict(zip(words, _stemmer.stemWords(words)))
+    return dict(zip(words, _stem(words)))
 
 
+@lru_cache(maxsize=4096)
 def content_terms(text: str) -> frozenset[str]:
     """The stems of content_words."""
     return frozenset(content_words(text).values())
@@ -55,8 +63,7 @@ def unstated(question: str, passage: str) -> float:
     asked = content_words(question)
     if not asked:
         return 0.0
-    said = content_words(passage)
-    stems = frozenset(said.values())
+    said, stems = content_words(passage), content_terms(passage)
     missing = 0
     for word, stem in asked.items():
         if stem in stems:

@@ -13,7 +13,7 @@ from qa.answers import decide
 from qa.config import SHIPPED_READER
 from qa.evaluate import choose_unstated_weight
 from qa.reader import Reader
-from qa.support import content_terms, unstated
+from qa.support import content_terms, content_words, unstated
 
 from .test_answers import passages_of
 
@@ -90,3 +90,17 @@ def test_the_cost_is_read_from_calibration_json_and_absent_means_none(tmp_path):
     calibration = Reader(str(folder)).calibration
     assert calibration.unstated_weight == 0.0 and calibration.judged(3.0, 1.0) == 3.0
     assert calibration.judged(-math.inf, 0.0) == -math.inf
+
+
+def test_unstated_is_the_same_from_many_threads_at_once():
+    """The chat decides on many threads; each has its own stemmer (a PyStemmer object is not thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(f"Who hosted conference number {i} in Berlin?", f"{BERLIN} Meeting {i + i % 2} was hosted there.")
+             for i in range(300)]   # odd i: the passage gives another number
+    alone = [unstated(q, p) for q, p in pairs]
+    content_words.cache_clear()
+    content_terms.cache_clear()
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda qp: unstated(*qp), pairs))
+    assert together == alone == [0.25 * (i % 2) for i in range(300)]   # of host, confer, berlin, the number
