@@ -1,4 +1,4 @@
-"""The command line: `qa index | ask | add | feed | eval | calibrate | train | serve`."""
+"""The command line: `qa index | ask | add | feed | eval | calibrate | train | blend | serve`."""
 from __future__ import annotations
 
 import json
@@ -196,6 +196,21 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
                       max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,
                       snapshots=[int(x) for x in snapshots.split(",") if x.strip()])
     run(cfg)
+
+
+@app.command()
+def blend(first: Annotated[Path, typer.Argument(help="reader folder weighed 1 - share (e.g. the shipped reader)")],
+          second: Annotated[Path, typer.Argument(help="reader folder weighed share (e.g. a further fine-tune of it)")],
+          out: Annotated[Path, typer.Option(help="new folder for the blended reader")],
+          share: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of the second reader")] = 0.5):
+    """Blend two readers of one architecture in weight space (WiSE-FT); calibrate the result before use."""
+    from .blend import blend as run
+
+    try:
+        folder = run(first, second, share, out)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    typer.echo(f"wrote {folder}: {1 - share:g} x {first} + {share:g} x {second}; next: qa calibrate --reader {folder}")
 
 
 def _indexed(settings: Settings) -> dict[str, dict]:
