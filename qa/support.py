@@ -30,10 +30,15 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _local = threading.local()   # a PyStemmer object is not thread-safe, and the chat answers on many threads
 
 
-def _stem(words: list[str]) -> list[str]:
+def thread_stemmer() -> Stemmer.Stemmer:
+    """This thread's English stemmer (the BM25 lane stems with it too)."""
     if not hasattr(_local, "stemmer"):
         _local.stemmer = Stemmer.Stemmer("english")
-    return _local.stemmer.stemWords(words)
+    return _local.stemmer
+
+
+def _stem(words: list[str]) -> list[str]:
+    return thread_stemmer().stemWords(words)
 
 
 @lru_cache(maxsize=4096)

@@ -46,3 +46,26 @@ def test_corrupt_files_are_detected(tmp_path, embedder, victim):
         load_index(tmp_path / "index")
     rebuilt, report = update_index(tmp_path / "index", articles_of(1), embedder, 900, 200, 20_000)
     assert report.full_rebuild and load_index(tmp_path / "index").path == rebuilt.path
+
+
+def test_keyword_search_is_the_same_from_many_threads_at_once(tmp_path, embedder):
+    """The chat searches on many threads; the BM25 lane stems with each thread's own stemmer
+    (a PyStemmer object is not thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.stores.embedded import EmbeddedSearch
+
+    stored, _ = update_index(tmp_path / "index", articles_of(3), embedder, 900, 200, 20_000)
+    search = EmbeddedSearch(stored)
+    words = ["directed", "filmmakers", "reapers", "running", "theaters", "chased", "rendering", "experiences"]
+    queries = [f"{words[i % len(words)]} {words[(i * 3 + 1) % len(words)]} edition {i % 3}" for i in range(240)]
+    vectors = embedder.embed(queries)
+
+    def ids(i: int) -> list[tuple[str, int]]:
+        (hits,) = search.keyword([queries[i]], vectors[i : i + 1], 5, [frozenset()])
+        return [(h.chunk.article_id, h.chunk.start) for h in hits]
+
+    alone = [ids(i) for i in range(len(queries))]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ids, range(len(queries))))
+    assert together == alone and all(alone)

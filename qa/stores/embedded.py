@@ -349,18 +349,18 @@ class EmbeddedSearch:
 
     def __init__(self, stored: StoredIndex):
         import bm25s
-        import Stemmer
+
+        from ..support import thread_stemmer
 
         # bm25s sets its own logger to DEBUG on import, which floods any application that configures logging
         logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.stored = stored
         self.path = stored.path
         self._bm25s = bm25s
-        self._stemmer = Stemmer.Stemmer("english")
         self._titles = {a: e["title"] for a, e in stored.manifest["articles"].items()}
         self.bm25 = bm25s.BM25()
         if stored.chunks:
-            tokens = bm25s.tokenize([c.text for c in stored.chunks], stemmer=self._stemmer, show_progress=False)
+            tokens = bm25s.tokenize([c.text for c in stored.chunks], stemmer=thread_stemmer(), show_progress=False)
             self.bm25.index(tokens, show_progress=False)
 
     @property
@@ -392,8 +392,11 @@ class EmbeddedSearch:
         chunks = self.stored.chunks
         if not chunks:
             return [[] for _ in queries]
+        from ..support import thread_stemmer
+
         hidden = self._hidden(exclude)
-        tokens = self._bm25s.tokenize(queries, stemmer=self._stemmer, show_progress=False, return_ids=False)
+        # a PyStemmer object is not thread-safe: the chat searches on many threads, each with its own
+        tokens = self._bm25s.tokenize(queries, stemmer=thread_stemmer(), show_progress=False, return_ids=False)
         out = []
         for q_tokens, vector, left_out in zip(tokens, vectors, exclude):
             scores = self.bm25.get_scores(q_tokens) if q_tokens else np.zeros(len(chunks))
