@@ -2,7 +2,8 @@
 
 For the tests and the benchmarks, never for production. PostgreSQL refuses to run as root, so as
 root the data folder is handed to the unprivileged `nobody` and the server runs as that user.
-It listens on 127.0.0.1 only, on a free port, and is stopped by its PID.
+It listens on 127.0.0.1 only, on a free port, and is stopped by its PID; a small watcher process
+stops it too if the process that started it dies without stopping it (a pytest killed by a signal).
 """
 from __future__ import annotations
 
@@ -11,11 +12,42 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 AS_USER = "nobody" if os.geteuid() == 0 else None
+
+# Run by the watcher: every half second, is the owner still alive? When it is gone, a "fast" shutdown
+# of the server (SIGINT), SIGKILL if it is still up 20 s later. It ends as soon as the server does.
+WATCH = """
+import os, signal, sys, time
+owner, server = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+def stop(sig):
+    try:
+        os.kill(server, sig)
+    except ProcessLookupError:
+        sys.exit(0)
+while alive(server):
+    if os.getppid() != owner:   # the owner died: this process was handed to another parent
+        stop(signal.SIGINT)
+        for _ in range(200):
+            if not alive(server):
+                sys.exit(0)
+            time.sleep(0.1)
+        stop(signal.SIGKILL)
+        sys.exit(0)
+    time.sleep(0.5)
+"""
 
 
 def _bin(name: str) -> str:
@@ -43,6 +75,7 @@ class LocalPostgres:
         self.data = data or self.folder / "data"
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
+        self.watcher: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -76,6 +109,8 @@ class LocalPostgres:
                                    f"{(self.folder / f'server-{self.port}.log').read_text()[-2000:]}")
             ready = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"])
             if ready.returncode == 0:
+                self.watcher = subprocess.Popen([sys.executable, "-c", WATCH, str(os.getpid()), str(self.process.pid)],
+                                                start_new_session=True)
                 return self
             time.sleep(0.2)
         self.stop()
@@ -97,6 +132,9 @@ class LocalPostgres:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self.watcher is not None:
+            self.watcher.wait(timeout=5)   # it ends within half a second of the server
+            self.watcher = None
 
     def __enter__(self) -> LocalPostgres:
         return self.init().start()

@@ -386,3 +386,35 @@ def test_a_writer_killed_mid_update_leaves_whole_articles(pg_qa, database):
     assert counted == {i: e["chunks"] for i, e in qa.articles.items()} and len(counted) == 6
     assert qa.answer("When does the oyster festival take place?").text == "12 June"
     assert_keyword_lane_consistent(database)
+
+
+def test_the_server_is_stopped_when_the_process_that_started_it_is_killed():
+    """A pytest killed by a signal runs no teardown: the watcher stops its PostgreSQL anyway."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="qa-pg-")   # not under pytest's tmp_path: the server's user cannot enter it
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from tests.pg_server import LocalPostgres; "
+        "pg = LocalPostgres(sys.argv[2]).init().start(); print(pg.process.pid, flush=True); time.sleep(120)"),
+        str(PACKAGE_ROOT), folder], stdout=subprocess.PIPE, text=True)
+    try:
+        server = int(owner.stdout.readline())
+        os.kill(server, 0)   # it runs
+    finally:
+        owner.kill()
+        owner.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _running(server):
+            time.sleep(0.2)
+        assert not _running(server)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"   # a zombie has stopped
+    except FileNotFoundError:
+        return False
