@@ -175,6 +175,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           distractors: Annotated[int, typer.Option(help="retrieved non-gold passages read with each question")] = 1,
           absent_rate: Annotated[float, typer.Option(help="share of questions read with their distractors only, taught 'no answer'")] = 0.0,
           gold_alone: Annotated[bool, typer.Option(help="read the other questions on their paragraph alone; distractors only for the absent share")] = False,
+          unsaid_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of the other answerable questions read on their paragraph with the answer's sentences cut out, taught 'no answer'")] = 0.0,
           headline_rate: Annotated[float, typer.Option(help="share of contexts given a headline line")] = 0.3,
           max_steps: Annotated[int, typer.Option(help="stop at this step (the schedule ends there); 0 = epochs")] = 0,
           max_questions: Annotated[int, typer.Option(help="train on a seeded random sample of this many questions; 0 = all")] = 0,
@@ -192,7 +193,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
         _fail(FileNotFoundError(f"no SQuAD-format .json files in {data}"))
     cfg = TrainConfig(base=base, data=files, out=str(out), work=str(work), epochs=epochs, batch_size=batch_size,
                       lr=lr, max_length=max_length, stride=stride, threads=threads,
-                      distractors=distractors, absent_rate=absent_rate, gold_alone=gold_alone, headline_rate=headline_rate, max_steps=max_steps,
+                      distractors=distractors, absent_rate=absent_rate, gold_alone=gold_alone, unsaid_rate=unsaid_rate, headline_rate=headline_rate, max_steps=max_steps,
                       max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,
                       snapshots=[int(x) for x in snapshots.split(",") if x.strip()])
     run(cfg)

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .chunking import sentences
 from .distractors import hard_distractors
 from .squad import Example, read_squad
 from .windows import Window, answer_tokens, collate, make_windows
@@ -46,6 +47,10 @@ class TrainConfig:
     # instead of 1 + distractors, so a session's steps read ~2x the gold paragraphs; distractors are
     # then retrieved only for the absent share
     gold_alone: bool = False
+    # share of the other answerable questions read on their paragraph with every sentence that holds the
+    # answer cut out, and taught "no answer": the article is there, the words and entities of its kind
+    # around, and it does not say (the news-folder case; issue 21)
+    unsaid_rate: float = 0.0
     headline_rate: float = 0.3          # share of contexts given a headline line on top, as articles have
     max_group_windows: int = 8
     # > 0: train on a seeded random sample of this many questions. A run of a few thousand steps reads
@@ -114,6 +119,18 @@ def absent_share(examples: list[Example], cfg: TrainConfig) -> set[int] | None:
     return {i for i, ex in enumerate(examples) if not ex.is_impossible and pick.random() < cfg.absent_rate}
 
 
+def without_answer(example: Example) -> str | None:
+    """The example's paragraph with every sentence that holds one of its answers cut out; None when no
+    sentence would be left, or when an answer's text still stands in what is left (then it does say)."""
+    spans = sentences(example.context)
+    kept = [(s, e) for s, e in spans
+            if not any(s < a + len(t) and a < e for t, a in zip(example.answers, example.answer_starts))]
+    if not kept or len(kept) == len(spans):
+        return None
+    rest = " ".join(example.context[s:e] for s, e in kept)
+    return None if any(t.lower() in rest.lower() for t in example.answers) else rest
+
+
 @dataclass(frozen=True)
 class Group:
     """One question read against several contexts at once: its gold paragraph and its distractors.
@@ -142,23 +159,28 @@ def with_headline(example: Example, context: str, rng: random.Random) -> tuple[s
 
 def build_groups(tokenizer, examples: list[Example], distractors: list[list[str]], cfg: TrainConfig) -> list[Group]:
     rng = random.Random(cfg.seed)
+    unsaid_pick = random.Random(cfg.seed + 2)   # its own stream: unsaid_rate 0 leaves every other draw as it was
     groups = []
-    absent: set[int] = set()   # questions whose gold paragraph is left out: their right answer is "none"
+    absent: set[int] = set()   # questions whose answer is left out of what they read: their right answer is "none"
     step = 1000  # tokenise in slices so the progress bar moves
     for lo in tqdm(range(0, len(examples), step), desc="windows", unit="slice"):
         questions, contexts, owner = [], [], []   # one entry per (question, context) pair
         for i in range(lo, min(lo + step, len(examples))):
             ex = examples[i]
             gone = bool(distractors[i]) and (cfg.gold_alone or rng.random() < cfg.absent_rate)
-            if gone:
+            unsaid = None
+            if not gone and not ex.is_impossible and cfg.unsaid_rate and unsaid_pick.random() < cfg.unsaid_rate:
+                unsaid = without_answer(ex)
+            if gone or unsaid is not None:
                 absent.add(i)
-            for j, ctx in enumerate(distractors[i] if gone else [ex.context, *distractors[i]]):
+            read = distractors[i] if gone else [unsaid if unsaid is not None else ex.context, *distractors[i]]
+            for j, ctx in enumerate(read):
                 shift = 0
                 if rng.random() < cfg.headline_rate:
                     ctx, shift = with_headline(ex, ctx, rng)
                 questions.append(ex.question)
                 contexts.append(ctx)
-                owner.append((i, j == 0 and not gone, shift))
+                owner.append((i, j == 0 and i not in absent, shift))
         per_example: dict[int, list[tuple[Window, tuple[int, int] | None]]] = {}
         for w in make_windows(tokenizer, questions, contexts, cfg.max_length, cfg.stride):
             i, gold, shift = owner[w.example]
@@ -321,7 +343,7 @@ def train(cfg: TrainConfig) -> Path:
     n_impossible = sum(e.is_impossible for e in examples)
     n_absent = sum(not g.starts for g in groups) - n_impossible
     print(f"{len(examples)} questions ({n_impossible} unanswerable, about {max(n_absent, 0)} read without their "
-          f"paragraph) -> {len(groups)} groups, {n_windows} windows")
+          f"paragraph or without its answer's sentences) -> {len(groups)} groups, {n_windows} windows")
 
     per_epoch = len(group_batches(groups, cfg.batch_size, cfg.seed))
     total = cfg.max_steps or int(per_epoch * cfg.epochs)

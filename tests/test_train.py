@@ -68,3 +68,34 @@ def test_the_absent_share_is_seeded_and_never_an_unanswerable_question():
     share = absent_share(many, cfg)
     assert share == absent_share(many, cfg) and 40 <= len(share) <= 80 and 3 not in share
     assert absent_share(many, TrainConfig(absent_rate=0.3)) is None
+
+
+TWO = ("The Port Ellis lighthouse was designed by the architect Odile Brandt. "
+       "It was lit for the first time in 1911, by the harbour master Tomasz Wren.")
+UNSAID = [Example(f"u{i}", "Port Ellis", TWO, q, (a,), (TWO.index(a),))
+          for i, (q, a) in enumerate([("Who designed the lighthouse?", "Odile Brandt"),
+                                      ("When was the lighthouse first lit?", "1911")])]
+
+
+def test_unsaid_cuts_the_answers_sentence_and_teaches_no_answer(tokenizer):
+    from qa.train import without_answer
+
+    assert without_answer(UNSAID[0]) == "It was lit for the first time in 1911, by the harbour master Tomasz Wren."
+    assert without_answer(UNSAID[1]) == "The Port Ellis lighthouse was designed by the architect Odile Brandt."
+    groups = build_groups(tokenizer, UNSAID, [[], []], TrainConfig(headline_rate=0.0, unsaid_rate=1.0))
+    assert [len(g.windows) for g in groups] == [1, 1] and all(g.starts == () == g.ends for g in groups)
+    read = [tokenizer.decode(g.windows[0].input_ids) for g in groups]
+    assert "brandt" not in read[0] and "1911" in read[0] and "1911" not in read[1] and "brandt" in read[1]
+    # rate 0: every question keeps its paragraph and its span
+    assert all(g.starts for g in build_groups(tokenizer, UNSAID, [[], []], TrainConfig(headline_rate=0.0)))
+
+
+def test_unsaid_keeps_the_paragraph_when_cutting_would_leave_nothing_or_the_answer(tokenizer):
+    from qa.train import without_answer
+
+    one = EXAMPLES[0]   # a single sentence: nothing would be left
+    twice = Example("t", "Port Ellis", TWO + " Brandt also designed its keeper's house.", "Who designed the lighthouse?",
+                    ("Brandt",), (TWO.index("Brandt"),))   # the answer stands again in a sentence that stays
+    assert without_answer(one) is None and without_answer(twice) is None
+    groups = build_groups(tokenizer, [one, twice], [[], []], TrainConfig(headline_rate=0.0, unsaid_rate=1.0))
+    assert all(g.starts for g in groups)   # read as usual, their span learned
