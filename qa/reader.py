@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .batching import ReadBatcher
 from .errors import ModelLoadError
@@ -144,6 +143,7 @@ class Reader:
 
     @cached_property
     def _loaded(self):
+        import torch  # here, not at the top: the default ONNX runtime never needs it
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         ref = self.ref

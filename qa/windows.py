@@ -6,9 +6,10 @@ cannot drift apart between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch is needed only by collate (training, the torch runtime)
+    import torch
 
 MAX_QUESTION_TOKENS = 64
 
@@ -97,6 +98,8 @@ def answer_tokens(window: Window, start_char: int, end_char: int) -> tuple[int, 
 
 def collate(windows: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a batch of windows to its longest member."""
+    import torch
+
     width = max(len(w) for w in windows)
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     types = torch.zeros((len(windows), width), dtype=torch.long)

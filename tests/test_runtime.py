@@ -161,3 +161,16 @@ def test_an_export_that_cannot_be_built_names_the_file(tmp_path):
     blocked.write_text("a file where the cache folder should be")
     with pytest.raises(ModelLoadError, match=r"could not build the ONNX reader model .*cache/onnx/reader-.*model\.onnx"):
         OnnxReader(SHIPPED_READER, blocked)
+
+
+def test_the_cli_and_the_onnx_path_do_not_import_torch_until_a_model_loads():
+    """torch takes seconds to import: `qa` answering a bad question, or its help, must not pay for it
+    (only loading a tokenizer through transformers does, and training or QA_RUNTIME=torch)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, qa, qa.cli, qa.reader, qa.windows, qa.runtime, qa.pipeline; "
+             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE_ROOT,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
