@@ -23,8 +23,8 @@ from .stores.embedded import (
     StoredIndex,
     UpdateReport,
     check_current,
-    update_index,
     forget_holder,
+    update_index,
     wait_quietly_for,
     writer_lock,
 )

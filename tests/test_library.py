@@ -101,18 +101,18 @@ def test_publication_date_over_several_articles_is_not_certain(make_qa):
     assert only.answer("When was the article published?").score == 1.0  # one article: no doubt which
 
 
-def test_an_index_with_vectors_of_the_wrong_dimension_is_rebuilt(tmp_path):
+def test_an_index_with_vectors_of_the_wrong_dimension_is_rebuilt(tmp_path, make_qa):
     # finding 9: the CLI crashed instead of rebuilding
-    shutil.copytree(SEEDS, tmp_path / "articles")
+    make_qa().update()  # the index the CLI then finds: built here, with the session's models (same layout)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(PACKAGE_ROOT))
-    ask = [sys.executable, "-m", "qa.cli", "ask", "Who directed the film?", "--articles", "articles", "--index", "idx"]
-    assert subprocess.run(ask, check=False, capture_output=True, cwd=tmp_path, env=env, timeout=300).returncode == 0
-    live = load_index(tmp_path / "idx")
+    ask = [sys.executable, "-m", "qa.cli", "ask", "Who directed the film?", "--articles", "articles", "--index", "index"]
+    live = load_index(tmp_path / "index")
+    assert live.vectors.shape[1] == 384
     np.save(live.path / "vectors.npy", np.zeros((len(live.chunks), 17), np.float32))
     done = subprocess.run(ask, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.stdout.startswith("Kang Yun-sung")
-    assert load_index(tmp_path / "idx").vectors.shape[1] == 384
+    assert load_index(tmp_path / "index").vectors.shape[1] == 384
 
 
 def test_the_chats_indexing_child_does_not_warn_that_the_chat_is_waiting(tmp_path, caplog):
