@@ -20,7 +20,7 @@ from .batching import ReadBatcher
 from .errors import ModelLoadError
 from .modelref import check_folder, hub_kwargs, looks_like_path
 from .runtime import OnnxReader, TorchReader, resolve_runtime
-from .windows import Window, make_windows
+from .windows import Window, load_tokenizer, make_windows
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,11 @@ class Reader:
 
     @cached_property
     def _tokenizer(self):
-        """The tokenizer alone: the ONNX runtime never needs the PyTorch model in memory."""
-        from transformers import AutoTokenizer
-
+        """The tokenizer alone (the `tokenizers` library, not transformers): the ONNX runtime never needs
+        the PyTorch model in memory, nor torch imported."""
         path = check_folder(self.ref, "reader model")
         try:
-            return AutoTokenizer.from_pretrained(str(path))
+            return load_tokenizer(path)
         except Exception as err:  # OSError, ValueError, JSON errors...
             raise ModelLoadError(f"could not load the reader tokenizer from {path}: {err}") from err
 

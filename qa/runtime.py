@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import ModelLoadError
 from .export import model_inputs, onnx_model
+from .windows import load_tokenizer, sentence_tokens
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +175,14 @@ class OnnxEncoder:
     one text per call for the same reason as the reader."""
 
     def __init__(self, source: Path, cache: str | Path | None = None):
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(source))
+        self.tokenizer = load_tokenizer(source)
         self.max_length = sentence_max_length(source)
         self.sessions = Sessions(source, "embedder", cache)
         self.dim = int(json.loads((source / "config.json").read_text())["hidden_size"])
 
     def tokenize(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         """Token and type ids per text (the caller keeps two threads off the tokenizer at once)."""
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_token_type_ids=True)
-        return list(zip(enc["input_ids"], enc["token_type_ids"]))
+        return sentence_tokens(self.tokenizer, texts, self.max_length)
 
     def run(self, tokens: list[tuple[list[int], list[int]]]) -> np.ndarray:
         out = np.zeros((len(tokens), self.dim), dtype=np.float32)

@@ -6,7 +6,10 @@ cannot drift apart between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+from tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # torch is needed only by collate (training, the torch runtime)
     import torch
@@ -31,14 +34,34 @@ class Window:
         return positions[0], positions[-1]
 
 
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    """A model folder's fast tokenizer, read from its tokenizer.json by the `tokenizers` library itself:
+    transformers' AutoTokenizer would import torch (about 2 s), which the ONNX runtime never needs."""
+    path = Path(folder) / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    # a folder with only vocab.txt: let transformers build it
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
+
+
+def backend(tokenizer) -> Tokenizer:
+    """The `tokenizers` object behind a transformers tokenizer (training, the torch runtime), or the object."""
+    return getattr(tokenizer, "backend_tokenizer", tokenizer)
+
+
 def truncate_question(tokenizer, question: str) -> str:
     """Cut a very long question to its first MAX_QUESTION_TOKENS tokens so the context keeps its room."""
     if len(question) <= MAX_QUESTION_TOKENS:  # every token covers at least one character: nothing to cut
         return question
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) <= MAX_QUESTION_TOKENS:
+    tokens = backend(tokenizer)
+    tokens.no_truncation()
+    tokens.no_padding()
+    offsets = tokens.encode(question, add_special_tokens=False).offsets
+    if len(offsets) <= MAX_QUESTION_TOKENS:
         return question
-    return question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
+    return question[: offsets[MAX_QUESTION_TOKENS - 1][1]]
 
 
 def make_windows(
@@ -53,32 +76,26 @@ def make_windows(
     `stride` is the number of context tokens two neighbouring windows share, so an answer that
     straddles one window's edge lies whole inside the next.
     """
-    questions = [truncate_question(tokenizer, q) for q in questions]
-    enc = tokenizer(
-        list(questions),
-        list(contexts),
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        return_token_type_ids=True,
-    )
+    tokens = backend(tokenizer)
+    questions = [truncate_question(tokens, q) for q in questions]
+    # set on every call, as transformers does: the same tokenizer also cuts questions without truncation
+    tokens.no_padding()
+    tokens.enable_truncation(max_length, stride=stride, strategy="only_second")
     windows = []
-    for i, ids in enumerate(enc["input_ids"]):
-        sequence_ids = enc.sequence_ids(i)
-        offsets = tuple(
-            tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][i], sequence_ids)
-        )
-        windows.append(
-            Window(
-                example=enc["overflow_to_sample_mapping"][i],
-                input_ids=tuple(ids),
-                token_type_ids=tuple(enc["token_type_ids"][i]),
-                offsets=offsets,
-            )
-        )
+    for example, encoding in enumerate(tokens.encode_batch(list(zip(questions, contexts)))):
+        for part in (encoding, *encoding.overflowing):  # the first window, then the rest of a long context
+            offsets = tuple(tuple(o) if s == 1 else None for o, s in zip(part.offsets, part.sequence_ids))
+            windows.append(Window(example=example, input_ids=tuple(part.ids),
+                                  token_type_ids=tuple(part.type_ids), offsets=offsets))
     return windows
+
+
+def sentence_tokens(tokenizer, texts: Sequence[str], max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Token and type ids of each text alone, cut at `max_length` (the embedder's input)."""
+    tokens = backend(tokenizer)
+    tokens.no_padding()
+    tokens.enable_truncation(max_length)
+    return [(e.ids, e.type_ids) for e in tokens.encode_batch(list(texts))]
 
 
 def answer_tokens(window: Window, start_char: int, end_char: int) -> tuple[int, int]:

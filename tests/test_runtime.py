@@ -14,7 +14,7 @@ from qa.config import PACKAGE_ROOT, SHIPPED_READER
 from qa.export import model_inputs, onnx_model, weights_key
 from qa.reader import Reader
 from qa.runtime import OnnxReader, resolve_runtime
-from qa.windows import make_windows
+from qa.windows import Window, make_windows
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
 # Questions on which int8 and fp32 may give different answer text, each with the reason.
@@ -174,3 +174,60 @@ def test_the_cli_and_the_onnx_path_do_not_import_torch_until_a_model_loads():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE_ROOT,
                           timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def transformers_windows(tokenizer, questions, contexts, max_length, stride) -> list[Window]:
+    """The windows as transformers' own tokenizer call cuts them (how every shipped reader was trained)."""
+    from qa.windows import truncate_question
+
+    enc = tokenizer([truncate_question(tokenizer, q) for q in questions], list(contexts), truncation="only_second",
+                    max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                    return_offsets_mapping=True, return_token_type_ids=True)
+    return [Window(example=enc["overflow_to_sample_mapping"][i], input_ids=tuple(ids),
+                   token_type_ids=tuple(enc["token_type_ids"][i]),
+                   offsets=tuple(tuple(o) if s == 1 else None
+                                 for o, s in zip(enc["offset_mapping"][i], enc.sequence_ids(i))))
+            for i, ids in enumerate(enc["input_ids"])]
+
+
+def test_tokenizer_json_read_directly_cuts_the_same_windows_as_transformers(reader):
+    """Inference reads tokenizer.json with `tokenizers` (no torch import); the shipped reader was trained on
+    windows cut by transformers' tokenizer call: ids, types, offsets and overflow windows must be the same,
+    or the reader would be asked about inputs it was never trained on."""
+    from transformers import AutoTokenizer
+
+    from qa.embedding import shipped_embedder_path
+    from qa.windows import load_tokenizer, sentence_tokens
+
+    seed = (PACKAGE_ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt").read_text()
+    questions = ["Who directed the film?", "What? " * 80,                         # a question cut to 64 tokens
+                 "¿Quién dirigió la película «Run to the West»? 監督は誰ですか", "x"]
+    contexts = [seed * 2, seed, "Kang Yun-sung (강윤성) dirigió la película; 監督はカン・ユンソン。", ""]
+    hub = AutoTokenizer.from_pretrained(str(SHIPPED_READER))
+    for tokenizer in (reader.tokenizer, load_tokenizer(SHIPPED_READER), hub):  # training passes transformers'
+        for max_length, stride in ((384, 128), (128, 48)):
+            expected = transformers_windows(hub, questions, contexts, max_length, stride)
+            assert len(expected) > len(questions) + 1  # the seed article overflows: several windows each
+            assert make_windows(tokenizer, questions, contexts, max_length, stride) == expected
+
+    folder = shipped_embedder_path()
+    texts = [seed, "Who directed the film?", "监督 강윤성", ""]
+    encoded = AutoTokenizer.from_pretrained(str(folder))(texts, truncation=True, max_length=256,
+                                                         return_token_type_ids=True)
+    assert sentence_tokens(load_tokenizer(folder), texts, 256) == list(zip(encoded["input_ids"],
+                                                                             encoded["token_type_ids"]))
+
+
+def test_tokenizing_for_the_onnx_runtime_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from qa.reader import Reader; from qa.windows import load_tokenizer, make_windows; "
+             "from qa.embedding import shipped_embedder_path; from qa.config import SHIPPED_READER; "
+             "r = Reader(str(SHIPPED_READER), runtime='onnx'); "
+             "w = make_windows(r.tokenizer, ['Who directed the film?'], ['It was directed by Kang Yun-sung.']); "
+             "load_tokenizer(shipped_embedder_path()).encode('Who directed the film?'); "
+             "print(len(w), sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE_ROOT,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "1 []", done.stdout + done.stderr
