@@ -163,24 +163,35 @@ def test_an_export_that_cannot_be_built_names_the_file(tmp_path):
         OnnxReader(SHIPPED_READER, blocked)
 
 
-def test_the_cli_and_the_onnx_path_do_not_import_torch_until_a_model_loads():
-    """torch takes seconds to import: `qa` answering a bad question, or its help, must not pay for it
-    (only loading a tokenizer through transformers does, and training or QA_RUNTIME=torch)."""
+def heavy_modules_after(statements: str) -> str:
+    """Run `statements` in a fresh interpreter and return what it prints, followed by which of torch and
+    transformers it imported (a fresh process: this test session has imported both long ago)."""
     import subprocess
     import sys
 
-    probe = ("import sys, qa, qa.cli, qa.reader, qa.windows, qa.runtime, qa.pipeline; "
-             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    probe = f"import sys; {statements}; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE_ROOT,
                           timeout=120, check=True)
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def test_the_cli_and_the_onnx_path_do_not_import_torch_until_a_model_loads():
+    """torch takes seconds to import: `qa` answering a bad question, or its help, must not pay for it
+    (only loading a tokenizer through transformers does, and training or QA_RUNTIME=torch)."""
+    imported = heavy_modules_after("import qa, qa.cli, qa.reader, qa.windows, qa.runtime, qa.pipeline")
+    assert imported == "[]", imported
 
 
 def transformers_windows(tokenizer, questions, contexts, max_length, stride) -> list[Window]:
-    """The windows as transformers' own tokenizer call cuts them (how every shipped reader was trained)."""
-    from qa.windows import truncate_question
+    """The windows as transformers' own tokenizer call cuts them (how every shipped reader was trained),
+    long questions cut to their first MAX_QUESTION_TOKENS tokens by transformers too, not by our code."""
+    from qa.windows import MAX_QUESTION_TOKENS
 
-    enc = tokenizer([truncate_question(tokenizer, q) for q in questions], list(contexts), truncation="only_second",
+    def cut(question: str) -> str:
+        offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return question if len(offsets) <= MAX_QUESTION_TOKENS else question[: offsets[MAX_QUESTION_TOKENS - 1][1]]
+
+    enc = tokenizer([cut(q) for q in questions], list(contexts), truncation="only_second",
                     max_length=max_length, stride=stride, return_overflowing_tokens=True,
                     return_offsets_mapping=True, return_token_type_ids=True)
     return [Window(example=enc["overflow_to_sample_mapping"][i], input_ids=tuple(ids),
@@ -219,15 +230,10 @@ def test_tokenizer_json_read_directly_cuts_the_same_windows_as_transformers(read
 
 
 def test_tokenizing_for_the_onnx_runtime_imports_neither_torch_nor_transformers():
-    import subprocess
-    import sys
-
-    probe = ("import sys; from qa.reader import Reader; from qa.windows import load_tokenizer, make_windows; "
-             "from qa.embedding import shipped_embedder_path; from qa.config import SHIPPED_READER; "
-             "r = Reader(str(SHIPPED_READER), runtime='onnx'); "
-             "w = make_windows(r.tokenizer, ['Who directed the film?'], ['It was directed by Kang Yun-sung.']); "
-             "load_tokenizer(shipped_embedder_path()).encode('Who directed the film?'); "
-             "print(len(w), sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE_ROOT,
-                          timeout=120, check=True)
-    assert done.stdout.strip() == "1 []", done.stdout + done.stderr
+    printed = heavy_modules_after(
+        "from qa.reader import Reader; from qa.windows import load_tokenizer, make_windows; "
+        "from qa.embedding import shipped_embedder_path; from qa.config import SHIPPED_READER; "
+        "r = Reader(str(SHIPPED_READER), runtime='onnx'); "
+        "w = make_windows(r.tokenizer, ['Who directed the film?'], ['It was directed by Kang Yun-sung.']); "
+        "load_tokenizer(shipped_embedder_path()).encode('Who directed the film?'); print(len(w))")
+    assert printed.splitlines() == ["1", "[]"], printed
