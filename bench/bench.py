@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from qa import QA, Settings
 from qa.embedding import Embedder
-from qa.evaluate import paragraph_articles
+from qa.training.evaluate import paragraph_articles
 from qa.reader import Reader
 from qa.retrieval import Retriever
-from qa.squad import read_squad
+from qa.training.squad import read_squad
 from qa.stores.embedded import EmbeddedSearch, update_index
 from qa.windows import make_windows
 

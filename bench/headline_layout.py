@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from qa import QA, Settings  # noqa: E402
 from qa.embedding import Embedder  # noqa: E402
-from qa.metrics import best_score, exact_match, token_f1  # noqa: E402
-from qa.train import CALIBRATION_FILE, CALIBRATION_TITLES  # noqa: E402
+from qa.training.metrics import best_score, exact_match, token_f1  # noqa: E402
+from qa.training.train import CALIBRATION_FILE, CALIBRATION_TITLES  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa import Settings
-from qa.evaluate import evaluate_reader
+from qa.training.evaluate import evaluate_reader
 from qa.reader import Reader
-from qa.train import CALIBRATION_FILE, CALIBRATION_TITLES, HELD_OUT
+from qa.training.train import CALIBRATION_FILE, CALIBRATION_TITLES, HELD_OUT
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 

@@ -39,10 +39,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local; never reac
 
 from gradio_client import Client
 
-import app as chat_app
+from qa.web import page as chat_app
 from qa import QA
 from qa.config import Settings
-from qa.metrics import normalize
+from qa.training.metrics import normalize
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -125,7 +125,7 @@ def run_peer(name: str, data_file: str, repeat: int) -> dict:
 # -- ours, and the table ---------------------------------------------------------------------------
 def score(result: dict, seeds: dict) -> dict:
     sys.path.insert(0, str(ROOT))
-    from qa.metrics import best_score, exact_match, token_f1
+    from qa.training.metrics import best_score, exact_match, token_f1
 
     answers, times = result["answers"], result["times"]
     em = f1 = 0.0

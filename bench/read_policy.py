@@ -2,7 +2,7 @@
 
 Each retrieved passage is read alone once per question (exact with the ONNX runtime: a window's
 logits depend on that window only, qa/runtime.py), then reading policies are replayed from those
-readings (qa/reader.py: EarlyStop, passages_needed; qa/evaluate.py: replay):
+readings (qa/reader.py: EarlyStop, passages_needed; qa/training/evaluate.py: replay):
 - read all top-k (no early stop);
 - "score": read the first m passages; stop when the best span there scores at least S (start + end
   logit) and beats "no answer" by the abstention threshold, else read the rest (what ships);
@@ -11,7 +11,7 @@ Reading more passages can only raise the best span and lower the no-answer score
 turns an answer into an abstention or back: only WHICH answer is given can change.
 
 The stop is chosen on the calibration articles (held out of training) by the rule `qa calibrate`
-uses (qa/evaluate.py choose_stop_score), and only reported on the eval file and the seed questions:
+uses (qa/training/evaluate.py choose_stop_score), and only reported on the eval file and the seed questions:
 
     python bench/read_policy.py [--json out.json] [--readings runs/read_policy.pkl]
 """
@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 from tqdm import tqdm
 
 from qa import QA, Settings
-from qa.distractors import paragraph_articles
+from qa.training.distractors import paragraph_articles
 from qa.embedding import Embedder
-from qa.evaluate import (
+from qa.training.evaluate import (
     STOP_MAX_F1_LOSS,
     STOP_SCORES,
     choose_stop_score,
@@ -44,9 +44,9 @@ from qa.evaluate import (
 )
 from qa.reader import EarlyStop, Reader
 from qa.retrieval import Retriever
-from qa.squad import read_squad
+from qa.training.squad import read_squad
 from qa.stores.embedded import EmbeddedSearch, update_index
-from qa.train import CALIBRATION_FILE, is_calibration
+from qa.training.train import CALIBRATION_FILE, is_calibration
 
 DATA = ROOT.parent / "shared" / "data" / "qa"
 EVAL = DATA / "squad-v1.1-dev-part-eval.json"
@@ -85,7 +85,7 @@ def seed_items(settings: Settings) -> list[tuple]:
 
 
 def as_records(rows: list[dict]) -> list[dict]:
-    """Rows of this script -> the records qa.evaluate.replay reads (answerable questions only)."""
+    """Rows of this script -> the records qa.training.evaluate.replay reads (answerable questions only)."""
     return [{"passages": r["passages"], "alone": r["readings"], "example": SimpleNamespace(answers=r["gold"])}
             for r in rows if r["gold"]]
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa import QA, Settings  # noqa: E402
-from qa.metrics import best_score, exact_match, token_f1  # noqa: E402
+from qa.training.metrics import best_score, exact_match, token_f1  # noqa: E402
 
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from qa import QA, Settings
 from qa.embedding import Embedder
-from qa.evaluate import evaluate_open
+from qa.training.evaluate import evaluate_open
 from qa.reader import Reader
 
 SEED = ROOT / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt"

@@ -9,14 +9,26 @@ log-odds that it is right, and its confidence is the sigmoid of that.
 from __future__ import annotations
 
 import math
+import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import normalize
 from .reader import Reading, Span
 from .retrieval import Passage
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation (lower-case, no punctuation, no a/an/the): two spans that read the same
+    under it are one answer (and qa.training.metrics scores with it)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
 
 FEATURES = (
     "gap",       # best span score of this text minus the no-answer score

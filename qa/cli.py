@@ -120,7 +120,7 @@ def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader |
           json_out: JsonOpt = False):
     """EM/F1 on a SQuAD-format file: the reader on gold paragraphs, or open retrieval over all paragraphs."""
     from .embedding import Embedder
-    from .evaluate import evaluate_open, evaluate_reader
+    from .training.evaluate import evaluate_open, evaluate_reader
     from .reader import Reader
 
     if mode not in ("reader", "open"):
@@ -151,11 +151,11 @@ def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data"
     """Calibrate the abstention threshold and the confidence on the articles held out of training;
     writes calibration.json beside the reader's weights."""
     from .embedding import Embedder
-    from .evaluate import calibrate as run
-    from .evaluate import save_calibration
+    from .training.evaluate import calibrate as run
+    from .training.evaluate import save_calibration
     from .reader import Reader
-    from .squad import read_squad
-    from .train import CALIBRATION_FILE, is_calibration
+    from .training.squad import read_squad
+    from .training.train import CALIBRATION_FILE, is_calibration
 
     s = Settings.from_env(reader=reader)
     path = data / CALIBRATION_FILE
@@ -185,8 +185,8 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           snapshots: Annotated[str, typer.Option(help="comma-separated steps to keep a copy at (learning curve)")] = "",
           threads: int = 0):
     """Fine-tune the extractive reader (resumable)."""
-    from .train import TrainConfig, training_files
-    from .train import train as run
+    from .training.train import TrainConfig, training_files
+    from .training.train import train as run
 
     files = training_files(data)
     if not files:
@@ -205,7 +205,7 @@ def blend(first: Annotated[Path, typer.Argument(help="reader folder weighed 1 - 
           out: Annotated[Path, typer.Option(help="new folder for the blended reader")],
           share: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of the second reader")] = 0.5):
     """Blend two readers of one architecture in weight space (WiSE-FT); calibrate the result before use."""
-    from .blend import blend as run
+    from .training.blend import blend as run
 
     try:
         folder = run(first, second, share, out)
@@ -357,8 +357,6 @@ def serve(host: Annotated[Optional[str], typer.Option(help="[default: 127.0.0.1,
 
     from .config import PACKAGE_ROOT
 
-    if str(PACKAGE_ROOT) not in sys.path:  # app.py imports web_edge.py beside it, as `python app.py` finds it
-        sys.path.append(str(PACKAGE_ROOT))
     spec = importlib.util.spec_from_file_location("app", PACKAGE_ROOT / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -78,7 +78,7 @@ def app_server(tmp_path_factory, embedder, reader):
     {"qa": QA, "demo": gr.Blocks, "url": "http://127.0.0.1:PORT/"}; closed at the session's end."""
     import socket
 
-    import app as chat_app  # app.py lives at the repo root, which pytest puts on sys.path
+    from qa.web import page as chat_app
 
     work = tmp_path_factory.mktemp("app")
     shutil.copytree(SEEDS, work / "articles")

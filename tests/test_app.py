@@ -7,7 +7,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-import app as chat_app  # the repo root is on sys.path (tests/ is a package under it)
+from qa.web import page as chat_app
 from qa import ArticleRejected
 from qa.sources.files import safe_name
 

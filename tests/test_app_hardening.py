@@ -22,8 +22,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-import app as chat_app
-import web_edge
+from qa.web import page as chat_app
+import app as launcher  # app.py, at the repo root pytest puts on sys.path
+from qa.web import edge as web_edge
 from qa import InvalidInput
 from qa.limits import MAX_HISTORY_ITEMS
 
@@ -169,12 +170,12 @@ def test_only_real_loopback_addresses_count(host, loopback):
 
 
 def test_a_name_that_starts_with_127_needs_a_login(capsys):
-    assert chat_app.main(["--host", "127.0.0.1.nip.io", "--articles", "nowhere"]) == 2
+    assert launcher.main(["--host", "127.0.0.1.nip.io", "--articles", "nowhere"]) == 2
     assert "--auth USER:PASSWORD" in capsys.readouterr().err
 
 
 def test_qa_serve_finds_the_edge_from_any_folder(tmp_path):
-    """`qa serve` loads app.py by its path; app.py's `import web_edge` must work outside the checkout too."""
+    """`qa serve` loads app.py by its path; it must find the package from any folder."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([sys.executable, "-c", "from qa.cli import main; main()", "serve", "--host", "10.0.0.1"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -282,7 +283,7 @@ def test_unexpected_errors_are_one_plain_line(read_only, app_qa, monkeypatch):
         "Sorry, I can't answer that: the history is not acceptable" in json.dumps(payload)
 
 
-# -- example questions a reader would ask (qa/examples.py), kept when the chat answers them ----------
+# -- example questions a reader would ask (qa/web/examples.py), kept when the chat answers them ----------
 def test_examples_are_questions_the_chat_answers(app_qa, read_only):
     questions = chat_app.example_questions(app_qa)
     assert questions == ["Who directed the film?", "When did the film open in theaters?", "Who is the lead actor?"]

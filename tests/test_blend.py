@@ -1,4 +1,4 @@
-"""qa/blend.py on the shipped reader's real weights: the arithmetic of the blend, a blend that still
+"""qa/training/blend.py on the shipped reader's real weights: the arithmetic of the blend, a blend that still
 reads the seed article, and clear errors for readers that cannot be blended."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from qa.blend import WEIGHTS, blend
+from qa.training.blend import WEIGHTS, blend
 from qa.config import SHIPPED_READER
 
 CONTEXT = ('Directed by acclaimed filmmaker Kang Yun-sung, known for Disney\'s "Big Bet" and "Low Life," this '

@@ -100,7 +100,7 @@ def test_each_state_of_the_chat(browser, app_server, tmp_path):  # noqa: F811
 def test_read_only_page(browser, app_qa):  # noqa: F811
     from selenium.webdriver.common.by import By
 
-    import app as chat_app
+    from qa.web import page as chat_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -71,8 +71,8 @@ def test_bad_mode_and_missing_file(squad_file, tmp_path):
 def test_the_unsaid_lane_keeps_the_article_but_no_paragraph_that_holds_the_answer(squad_file, settings, embedder, reader):
     """Open mode's third reading of each question: its article stays in the index, every paragraph of
     it that holds a gold answer is left out; the passages read are other paragraphs of the same article."""
-    from qa.evaluate import open_run
-    from qa.squad import read_squad
+    from qa.training.evaluate import open_run
+    from qa.training.squad import read_squad
 
     examples = [e for e in read_squad(str(squad_file)) if not e.is_impossible]
     records, _ = open_run(examples, settings, embedder, reader, progress=False, threshold=-math.inf)

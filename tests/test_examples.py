@@ -1,11 +1,11 @@
-"""Example questions (qa/examples.py): short questions a reader would ask, drawn from the articles'
+"""Example questions (qa/web/examples.py): short questions a reader would ask, drawn from the articles'
 first paragraphs and headlines; the seed article's are asked through the real QA and answered."""
 from __future__ import annotations
 
 import pytest
 
 from qa.config import PACKAGE_ROOT
-from qa.examples import example_questions, interleave, questions_for
+from qa.web.examples import example_questions, interleave, questions_for
 from qa.sources.files import read_article
 
 from .conftest import SEED_ARTICLE, SEED_FILE

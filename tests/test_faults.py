@@ -262,7 +262,7 @@ def elem_ids(url: str) -> set[str]:
 def test_read_only_app_has_no_write_controls(app_server, app_qa):
     import socket
 
-    import app as chat_app
+    from qa.web import page as chat_app
 
     writes = {"upload", "add", "remove", "confirm-remove", "url", "add-url"}
     assert writes <= elem_ids(app_server["url"])
@@ -285,11 +285,11 @@ def test_read_only_app_has_no_write_controls(app_server, app_qa):
 
 
 def test_open_address_needs_a_login_or_read_only(capsys):
-    import app as chat_app
+    import app as launcher
 
-    assert chat_app.main(["--host", "0.0.0.0", "--articles", "nowhere"]) == 2
+    assert launcher.main(["--host", "0.0.0.0", "--articles", "nowhere"]) == 2
     assert "--auth USER:PASSWORD" in capsys.readouterr().err
-    assert chat_app.main(["--host", "0.0.0.0", "--auth", "no-colon"]) == 2
+    assert launcher.main(["--host", "0.0.0.0", "--auth", "no-colon"]) == 2
 
 
 def test_cli_is_quiet_and_fails_in_one_line(tmp_path):

@@ -1,6 +1,6 @@
 """The house's rules, checked on the source: no import circles between the package's modules (lazy
-imports inside functions count too), a thin façade, and the chat page (app.py) apart from its edge
-(web_edge.py)."""
+imports inside functions count too), a thin façade, serving apart from the training and web rooms, a short
+launcher, and the chat page apart from its edge."""
 from __future__ import annotations
 
 import ast
@@ -71,17 +71,41 @@ def test_the_facade_is_thin():
     assert not (PACKAGE / "articles.py").exists()  # the re-exporting shim is gone
 
 
-def test_the_chat_page_and_its_edge_are_apart():
-    """app.py is the page; web_edge.py, the server's edge beside it, is plain ASGI: the standard library
-    and qa only (no app, no gradio, no starlette), so it imports nothing that imports it back."""
+SERVING_EXCEPT = {"qa.cli"}  # the command line is a layer over every room, like the web page
+
+
+def test_serving_never_imports_the_training_or_web_rooms():
+    """qa/ (but its command line) answers questions; qa/training and qa/web build on it, never the reverse."""
+    wrong = {}
+    for m, targets in graph().items():
+        if m.startswith(("qa.training", "qa.web")) or m in SERVING_EXCEPT:
+            continue
+        bad = sorted(t for t in targets if t.startswith(("qa.training", "qa.web")))
+        if bad:
+            wrong[m] = bad
+    assert wrong == {}
+
+
+def test_the_top_level_holds_only_the_house_names():
+    allowed = {"app.py", "Makefile", "README.md", "bench", "docs", "models", "qa", "tests", "seeds", "pyproject.toml",
+               "requirements.lock", ".ci", ".git", ".gitignore", ".gitattributes"}
+    tracked = {p.name for p in PACKAGE_ROOT.iterdir() if not p.name.startswith(".") or p.name in allowed}
+    ignored = {".venv", "index", "runs", ".pytest_cache", "__pycache__", "article_qa.egg-info", ".ruff_cache"}
+    assert tracked - ignored <= allowed, sorted(tracked - ignored - allowed)
+
+
+def test_the_launcher_is_short_and_the_page_apart_from_its_edge():
+    """app.py only launches; the edge (qa/web/edge.py) is plain ASGI: the standard library and qa's serving
+    floor only (no page, no gradio, no starlette), so it imports nothing that imports it back."""
     lines = (PACKAGE_ROOT / "app.py").read_text(encoding="utf-8").count("\n")
-    assert lines < 600, lines  # 701 when it held the edge too
+    assert lines <= 150, lines  # 506 when it held the page
     tops = set()
-    for node in ast.walk(ast.parse((PACKAGE_ROOT / "web_edge.py").read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse((PACKAGE / "web" / "edge.py").read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            assert not node.level, "web_edge.py is a top-level module"
+            assert not node.level, "the edge names what it imports in full"
             tops.add((node.module or "").split(".")[0])
+            assert not (node.module or "").startswith("qa.web"), node.module
         elif isinstance(node, ast.Import):
             tops.update(a.name.split(".")[0] for a in node.names)
-    assert "app" not in tops and "gradio" not in tops and "starlette" not in tops, tops
+    assert "gradio" not in tops and "starlette" not in tops, tops
     assert tops <= set(sys.stdlib_module_names) | {"qa"}, tops - set(sys.stdlib_module_names)

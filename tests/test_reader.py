@@ -84,7 +84,7 @@ def test_folder_without_weights_is_reported(tmp_path):
 
 
 def test_passages_read_alone_merge_to_reading_them_together(reader):
-    """The replay used to choose the early stop (qa/evaluate.py) is exact: reading passages one by one
+    """The replay used to choose the early stop (qa/training/evaluate.py) is exact: reading passages one by one
     and merging gives what reading them together gives (int8 ONNX: one window per call)."""
     if not reader.session.row_independent:
         pytest.skip("the torch runtime pads windows together: results depend on their batch-mates")

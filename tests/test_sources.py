@@ -168,7 +168,7 @@ def test_wire_copy_is_answered_once_with_every_source(make_qa, tmp_path):
     a = qa.answer("Who is the mission controller of the Harmony probe?")
     assert a.text == "Lena Vogt" and set(a.sources) == set(copies) and a.sources[0] == a.article
     assert all(alt.text != a.text for alt in a.alternatives)  # answered once
-    import app as chat_app
+    from qa.web import page as chat_app
 
     shown = chat_app.render_answer(a, qa.articles)
     assert shown.count("Lena Vogt") == 2 and "The same story is also in:" in shown  # the answer and its passage

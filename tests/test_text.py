@@ -6,7 +6,7 @@ import pytest
 from qa.chunking import chunk_article, sentences
 from qa.config import Settings
 from qa.errors import ArticlesNotFound
-from qa.metrics import best_score, exact_match, normalize, token_f1
+from qa.training.metrics import best_score, exact_match, normalize, token_f1
 from qa.sources.files import load_articles, read_article
 from qa.windows import answer_tokens, make_windows
 

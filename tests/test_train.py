@@ -1,4 +1,4 @@
-"""Training groups (qa/train.py) on a few real questions, with the shipped reader's tokenizer: a
+"""Training groups (qa/training/train.py) on a few real questions, with the shipped reader's tokenizer: a
 question read with its paragraph learns the span; read without it (absent_rate), it learns "no answer"."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa.config import SHIPPED_READER
-from qa.squad import Example
-from qa.train import TrainConfig, absent_share, build_groups, sample_examples
+from qa.training.squad import Example
+from qa.training.train import TrainConfig, absent_share, build_groups, sample_examples
 
 CONTEXT = "The Port Ellis lighthouse was designed by the architect Odile Brandt in 1911."
 OTHER = ["The ferry Mira carries up to 180 passengers across Kestrel Bay.",
@@ -78,7 +78,7 @@ UNSAID = [Example(f"u{i}", "Port Ellis", TWO, q, (a,), (TWO.index(a),))
 
 
 def test_unsaid_cuts_the_answers_sentence_and_teaches_no_answer(tokenizer):
-    from qa.train import without_answer
+    from qa.training.train import without_answer
 
     assert without_answer(UNSAID[0]) == "It was lit for the first time in 1911, by the harbour master Tomasz Wren."
     assert without_answer(UNSAID[1]) == "The Port Ellis lighthouse was designed by the architect Odile Brandt."
@@ -91,7 +91,7 @@ def test_unsaid_cuts_the_answers_sentence_and_teaches_no_answer(tokenizer):
 
 
 def test_unsaid_keeps_the_paragraph_when_cutting_would_leave_nothing_or_the_answer(tokenizer):
-    from qa.train import without_answer
+    from qa.training.train import without_answer
 
     one = EXAMPLES[0]   # a single sentence: nothing would be left
     twice = Example("t", "Port Ellis", TWO + " Brandt also designed its keeper's house.", "Who designed the lighthouse?",

@@ -133,7 +133,7 @@ def test_cli_add(site, tmp_path, embedder):
 
 
 def test_chat_link_box_and_articles_panel(site, web_qa):
-    import app as chat_app
+    from qa.web import page as chat_app
 
     demo = chat_app.build_app(web_qa)
     handlers = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None)}

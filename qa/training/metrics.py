@@ -3,17 +3,11 @@ F1 against the best-matching gold answer. (The official script's rules; for unan
 the gold is the empty answer, as in SQuAD 2.0.)"""
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
+from qa.aggregate import normalize  # the one normalisation, shared with the answers' merging
 
-
-def normalize(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+__all__ = ["normalize", "exact_match", "token_f1", "best_score"]
 
 
 def exact_match(prediction: str, gold: str) -> float:

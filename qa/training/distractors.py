@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .embedding import Embedder
-from .retrieval import Retriever
-from .sources.files import Article
+from qa.embedding import Embedder
+from qa.retrieval import Retriever
+from qa.sources.files import Article
 from .squad import Example
-from .stores.embedded import EmbeddedSearch, update_index
+from qa.stores.embedded import EmbeddedSearch, update_index
 
 SEARCH_BATCH = 256
 

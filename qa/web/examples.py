@@ -5,7 +5,7 @@ from simple patterns, no model: who made something ("Directed by Kang Yun-sung" 
 film?"), who holds a role ("lead actor Byun Yo-han" -> "Who is the lead actor?"), what something cost,
 and when or what the headline's subject did ("Tartu Opens Solar-Powered Footbridge" -> "When did Tartu
 open the footbridge?"). Only the first paragraphs are read: that is where a news story names its
-people, places and dates. The questions are candidates: the chat (app.py) keeps the ones it answers.
+people, places and dates. The questions are candidates: the chat (qa/web/page.py) keeps the ones it answers.
 """
 from __future__ import annotations
 

@@ -19,19 +19,19 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .aggregate import FEATURES, candidates, combined_score, fit
-from .answers import decide, early_stop, top_unstated
-from .config import Settings
+from qa.aggregate import FEATURES, candidates, combined_score, fit
+from qa.answers import decide, early_stop, top_unstated
+from qa.config import Settings
 from .distractors import paragraph_articles
-from .embedding import Embedder
+from qa.embedding import Embedder
 from .metrics import best_score, exact_match, token_f1
-from .reader import Calibration, EarlyStop, Reader, merge_readings, passages_needed
-from .retrieval import Retriever
-from .sources.files import Article
+from qa.reader import Calibration, EarlyStop, Reader, merge_readings, passages_needed
+from qa.retrieval import Retriever
+from qa.sources.files import Article
 from .squad import Example, read_squad
-from .stores.embedded import EmbeddedSearch, update_index
-from .stores.postgres import PostgresStore, is_database_url
-from .support import unstated
+from qa.stores.embedded import EmbeddedSearch, update_index
+from qa.stores.postgres import PostgresStore, is_database_url
+from qa.support import unstated
 
 BATCH = 16  # questions read together: their windows share forward passes
 

@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .chunking import sentences
+from qa.chunking import sentences
 from .distractors import hard_distractors
 from .squad import Example, read_squad
-from .windows import Window, answer_tokens, collate, make_windows
+from qa.windows import Window, answer_tokens, collate, make_windows
 
 HELD_OUT = "squad-v1.1-dev-part-eval.json"  # never train on it: it is what we report
 # Five articles of the v1.1 training part (none of them in the SQuAD 2.0 half) are kept out of
@@ -324,7 +324,7 @@ def bf16_supported() -> bool:
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from .embedding import Embedder
+    from qa.embedding import Embedder
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

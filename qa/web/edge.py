@@ -1,4 +1,4 @@
-"""The server's edge, in front of the web chat's routes (app.py installs it on every launch of a
+"""The server's edge, in front of the web chat's routes (qa/web/page.py installs it on every launch of a
 `build_app` page): plain ASGI middleware and Gradio's login check, with no page code.
 
 `Guard`: a request body larger than the largest valid question (`request_limit`) is refused before it
@@ -35,7 +35,7 @@ DRAIN_MOST = 32 * 1024 * 1024  # a refused body up to this size is read and drop
 
 
 class Guard:
-    """ASGI middleware in front of Gradio's routes (installed by app.py's `_Blocks.launch`).
+    """ASGI middleware in front of Gradio's routes (installed by qa/web/page.py's `_Blocks.launch`).
 
     - A body larger than `body_limit` (Content-Length, or counted as it arrives) is refused with 413
       before any of it is kept, so a 10 MB history costs neither the JSON parse nor its memory.
