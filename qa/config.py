@@ -68,6 +68,9 @@ class Settings:
     watch: bool = True              # the chat / `qa serve` watches the articles folder and re-indexes on changes
     watch_debounce_ms: int = 500    # changes closer together than this are one update
     duplicate_threshold: float = 0.6   # MinHash Jaccard above which two articles are the same (wire) story
+    # training runs (checkpoints, snapshots, trained readers): outside the checkout, which is laid anew
+    # each working day, so a run resumes where it stopped ("" = ~/.cache/article-qa/runs)
+    runs: str = ""
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -86,6 +89,10 @@ class Settings:
     @property
     def reader_path(self) -> str:
         return self.reader or str(SHIPPED_READER)
+
+    @property
+    def runs_path(self) -> Path:
+        return Path(self.runs).expanduser() if self.runs else Path.home() / ".cache" / "article-qa" / "runs"
 
     @property
     def feeds_path(self) -> Path:

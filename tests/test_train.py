@@ -99,3 +99,45 @@ def test_unsaid_keeps_the_paragraph_when_cutting_would_leave_nothing_or_the_answ
     assert without_answer(one) is None and without_answer(twice) is None
     groups = build_groups(tokenizer, [one, twice], [[], []], TrainConfig(headline_rate=0.0, unsaid_rate=1.0))
     assert all(g.starts for g in groups)   # read as usual, their span learned
+
+
+# -- runs live under QA_RUNS, resume from their checkpoint there, start from the shipped weights ----
+def _tiny_squad(folder):
+    import json
+
+    paragraphs = [{"context": CONTEXT, "qas": [{"id": ex.id, "question": ex.question,
+                                                "answers": [{"text": ex.answers[0], "answer_start": ex.answer_starts[0]}]}
+                                               for ex in EXAMPLES]}]
+    folder.mkdir()
+    (folder / "tiny.json").write_text(json.dumps({"version": "1.1", "data": [{"title": "Port_Ellis", "paragraphs": paragraphs}]}))
+    return folder
+
+
+def test_a_run_under_qa_runs_starts_from_the_shipped_weights_then_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    monkeypatch.setenv("QA_RUNS", str(tmp_path / "runs"))
+    data = _tiny_squad(tmp_path / "data")
+    common = ["train", "--data", str(data), "--work", "tiny", "--distractors", "0", "--batch-size", "1",
+              "--checkpoint-every", "1", "--threads", "1", "--max-length", "64", "--stride", "16", "--lr", "1e-5"]
+    first = CliRunner().invoke(app, [*common, "--max-steps", "2"])
+    assert first.exit_code == 0, first.output
+    run = tmp_path / "runs" / "tiny"
+    info = json.loads((run / "final" / "training.json").read_text())
+    assert info["started_from"] == f"base {SHIPPED_READER}"       # no checkpoint yet: the shipped reader
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2
+    assert info["slices"][-1] == {"kind": "plain", "data": ["tiny.json"], "seed": 13, "batches": [0, 2], "steps": 2,
+                                  "lr": 1e-5, "max_questions": 0}
+    # the shipped reader's own history comes first (a file from before slices: its run as one slice)
+    assert len(info["slices"]) == 2 and info["slices"][0]["kind"] == "abstention"
+
+    again = CliRunner().invoke(app, [*common, "--max-steps", "3"])
+    assert again.exit_code == 0, again.output
+    assert "resuming from" in again.output and "at step 2/3" in again.output
+    info = json.loads((run / "final" / "training.json").read_text())
+    assert info["started_from"] == f"checkpoint {run / 'checkpoint'} at step 2"
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 3

