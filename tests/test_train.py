@@ -141,3 +141,13 @@ def test_a_run_under_qa_runs_starts_from_the_shipped_weights_then_resumes_from_i
     info = json.loads((run / "final" / "training.json").read_text())
     assert info["started_from"] == f"checkpoint {run / 'checkpoint'} at step 2"
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 3
+
+
+def test_the_held_out_files_are_never_training_files(tmp_path):
+    from qa.training.train import load_examples, training_files
+
+    for name in ("squad-v1.1-dev-part-eval.json", "wikinews-dev.json", "squad-v1.1-train.json"):
+        (tmp_path / name).write_text('{"data": []}')
+    assert [p.rsplit("/", 1)[1] for p in training_files(tmp_path)] == ["squad-v1.1-train.json"]
+    with pytest.raises(ValueError, match="held out"):
+        load_examples([str(tmp_path / "wikinews-dev.json")])
