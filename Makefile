@@ -1,20 +1,53 @@
 # Two commands on a fresh machine: `make run` (the chat on the shipped article) and `make test`.
 PY ?= python3.11
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package at an exact version (issue 39): pyproject.toml's ranges with the extras test (postgres, scale)
+# resolved once, for Python 3.11 on Linux x86_64, by `make lock`; each file checked against its hashes
+LOCK := requirements.lock
+# torch's line in the lock: the CPU build, a wheel on this machine's disk that pip finds through its
+# configuration (find-links); pinned without a hash, so installed on its own, first
+TORCH = $(shell sed -n 's/^\(torch==[^ ]*\).*/\1/p' $(LOCK))
 
-.PHONY: install run index test browser bench eval clean
+.PHONY: install run index test browser bench eval clean lock
 
-$(STAMP): pyproject.toml
+# Re-installed whenever the lock or pyproject.toml changes. The pip that `python3.11 -m venv` brings is
+# enough (and stays the same from one day to the next): no upgrade.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# exactly this version: the local CPU wheel (anything newer pulls gigabytes of CUDA)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	@test -n "$(TORCH)" || { echo "no torch== line in $(LOCK)" >&2; exit 1; }
+	# exactly the lock's torch, the local CPU wheel (a newer or plain one pulls gigabytes of CUDA); its
+	# dependencies come from the lock, with their hashes
+	$(BIN)/pip install --quiet --no-deps "$(TORCH)"
+	# everything else as locked, hash-checked (torch, installed above, is trusted as installed)
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the lock on purpose, after a change to pyproject.toml's dependencies: pins already in the lock stay
+# where the ranges still admit them; `make lock UPGRADE=1` takes the newest release of everything the ranges
+# admit. uv, at a fixed version, resolves (into the venv); then `make install`, the tests, and commit the lock.
+UV_VERSION := 0.13.9
+TORCH_BUILD := torch==2.13.0+cpu
+WHEELS ?= /opt/wheels
+lock:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/uv --version 2>/dev/null | grep -qx 'uv $(UV_VERSION).*' || $(BIN)/pip install --quiet uv==$(UV_VERSION)
+	echo "$(TORCH_BUILD)" | $(BIN)/uv pip compile --quiet pyproject.toml - --extra test --extra postgres --extra scale \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_36 --find-links $(WHEELS) --generate-hashes \
+	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
+	# torch's line loses its hash: its wheel is this machine's, not a PyPI file
+	{ echo "# Python 3.11, Linux x86_64. Install torch first, alone: pip install --no-deps torch==<its line below>;" ;\
+	  echo "# then pip install -r $(LOCK); then pip install --no-deps -e . (make install does the three)." ;\
+	  echo "# torch is the CPU build pip finds on this machine (find-links in its configuration), so it has no hash;" ;\
+	  echo "# every other file is checked against the hashes PyPI publishes." ;\
+	  awk '/^torch==/ { sub(/ *\\$$/, ""); print; skip = 1; next } skip && /^ *--hash=/ { next } { skip = 0; print }' $(LOCK) ;\
+	} > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 run: install
 	@echo "The qa command is in .venv: .venv/bin/qa ask \"...\" (or: source .venv/bin/activate, then qa ...)"

