@@ -182,7 +182,7 @@ def test_qa_serve_finds_the_edge_from_any_folder(tmp_path):
     assert run.returncode == 2 and "--auth USER:PASSWORD" in run.stderr, run.stderr[-2000:]
 
 
-# -- 4. uploads over the article limit get our message ------------------------------------------------
+# -- 4. uploads: the article limit in our words, nothing stored past it, nothing kept after an add ------
 def test_upload_over_the_article_limit_gets_our_message(app_server, app_qa):
     limit = app_qa.settings.max_article_bytes
     ours = f"larger than the limit of {chat_app.format_size(limit)}"
@@ -194,6 +194,127 @@ def test_upload_over_the_article_limit_gets_our_message(app_server, app_qa):
             assert r.status_code == 413 and ours in r.text, (size, r.status_code, r.text[:200])
         small = http.post("gradio_api/upload", files={"files": ("small.txt", b"a few words", "text/plain")})
         assert small.status_code == 200 and small.json()[0].endswith("small.txt")
+    chat_app.discard_upload(app_server["demo"], small.json()[0])
+    assert not Path(small.json()[0]).exists() and not Path(small.json()[0]).parent.exists()
+
+
+MB = 1024 * 1024
+
+
+def _multipart(parts: list[tuple[str, str, bytes]], boundary: str = "qa-test-boundary") -> tuple[bytes, dict]:
+    """A multipart body of (field, file name, bytes) parts and its Content-Type header."""
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+                    f"Content-Type: text/plain\r\n\r\n".encode() + data + b"\r\n" for field, name, data in parts)
+    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _chunked(body: bytes, size: int = 64 * 1024):
+    """httpx sends a generator chunked: Transfer-Encoding: chunked, no Content-Length."""
+    return (body[i:i + size] for i in range(0, len(body), size))
+
+
+def _stored(demo, marker: bytes) -> list[Path]:
+    """Files in Gradio's upload cache that begin with `marker` (every file a test uploads begins with its own)."""
+    found = []
+    for path in Path(demo.GRADIO_CACHE).rglob("*"):
+        try:
+            with path.open("rb") as f:
+                if f.read(len(marker)) == marker:
+                    found.append(path)
+        except OSError:  # a folder, or a file another server just deleted
+            continue
+    return found
+
+
+def test_no_request_shape_stores_anything_past_the_limit(app_server, app_qa):
+    demo, marker = app_server["demo"], f"qa-test-{uuid.uuid4().hex}".encode()
+    ours = f"larger than the limit of {chat_app.format_size(app_qa.settings.max_article_bytes)}"
+    file = marker + b"w" * (19 * MB // 10 - len(marker))  # 1.9 MB: each one under the article limit
+    noted = set(demo.upload_file_set)
+    with httpx.Client(base_url=app_server["url"], timeout=120) as http:
+        # ten 1.9 MB files, chunked: counted as they arrive, refused at the limit
+        body, headers = _multipart([("files", f"part{i}.txt", file) for i in range(10)])
+        r = http.post("gradio_api/upload", content=_chunked(body), headers=headers)
+        assert r.status_code == 413 and ours in r.json()["error"]
+        body, headers = _multipart([("files", "big.txt", file + file)])  # one 3.8 MB file, chunked
+        assert http.post("gradio_api/upload", content=_chunked(body), headers=headers).status_code == 413
+        # one file at a time, in the "files" field, with a name Gradio can store, from a complete body:
+        # any other shape is refused before Gradio writes a byte (it would keep those files for good)
+        for parts, why in [([("files", "a.txt", marker), ("files", "b.txt", marker)], "one file at a time, not 2"),
+                           ([("other", "a.txt", marker)], 'a file in the "files" field'),
+                           ([("files", "..", marker)], "the file name needs a letter or a digit"),
+                           ([("files", "?..", marker)], "the file name needs a letter or a digit")]:
+            body, headers = _multipart(parts)
+            for content in (body, _chunked(body)):
+                r = http.post("gradio_api/upload", content=content, headers=headers)
+                assert r.status_code == 400 and why in r.json()["error"], (parts, r.status_code, r.text)
+        body, headers = _multipart([("files", "a.txt", marker)])
+        r = http.post("gradio_api/upload", content=body[:-30], headers=headers)  # cut short, no closing boundary
+        assert r.status_code == 400 and "not a complete multipart body" in r.json()["error"]
+        r = http.post("gradio_api/component_server", content=body, headers=headers)
+        assert r.status_code == 403 and "only through its upload box" in r.json()["error"]
+        assert _stored(demo, marker) == [] and demo.upload_file_set == noted
+        # the same small file, chunked, is an upload like any other
+        r = http.post("gradio_api/upload", content=_chunked(body, 7), headers=headers)
+        assert r.status_code == 200 and Path(r.json()[0]).read_bytes() == marker
+    chat_app.discard_upload(demo, r.json()[0])
+    assert _stored(demo, marker) == [] and demo.upload_file_set == noted
+
+
+def run_event(demo, name: str, data: list) -> dict:
+    """One of the page's events, called over HTTP as the browser calls it (its private ones too): join
+    the queue, read the session's event stream; returns the process_completed message."""
+    fn_index = next(i for i, f in demo.fns.items() if f.name == name)
+    session = uuid.uuid4().hex
+    with httpx.Client(base_url=demo.local_url, timeout=120) as http:
+        joined = http.post("gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                          "event_data": None, "trigger_id": None})
+        assert joined.status_code == 200, joined.text
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError(f"{name}: no result")
+
+
+def _file_data(path: str) -> dict:
+    return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_uploads_leave_the_cache_once_added_or_refused(app_server, app_qa):
+    demo, marker = app_server["demo"], f"qa-test-{uuid.uuid4().hex}".encode()
+    noted = set(demo.upload_file_set)
+    article = marker + b"\n\nThe city of Tartu opened a footbridge designed by the engineer Mirela Quantrell.\n"
+    added = None
+    try:
+        with httpx.Client(base_url=app_server["url"], timeout=120) as http:
+            body, headers = _multipart([("files", "tartu.txt", article)])
+            chunked = http.post("gradio_api/upload", content=_chunked(body), headers=headers)
+            binary = http.post("gradio_api/upload", files={"files": ("binary.txt", marker + b"\x00\x01" * 100)})
+        assert chunked.status_code == binary.status_code == 200 and len(_stored(demo, marker)) == 2
+        done = run_event(demo, "on_upload", [_file_data(chunked.json()[0])])
+        status = done["output"]["data"][0]
+        assert done["success"] and status.startswith("Added"), done
+        added = status.split("<b>", 1)[1].split("</b>", 1)[0]
+        assert (app_qa.settings.articles / added).read_bytes() == article  # the article's own copy
+        assert _stored(demo, marker) == [Path(binary.json()[0])]  # the added upload is gone from the cache
+        done = run_event(demo, "on_upload", [_file_data(binary.json()[0])])
+        assert done["success"] and "Not added" in done["output"]["data"][0] and "binary" in done["output"]["data"][0]
+        assert _stored(demo, marker) == [] and demo.upload_file_set == noted  # and so is the refused one
+        assert not Path(chunked.json()[0]).parent.exists() and not Path(binary.json()[0]).parent.exists()
+    finally:
+        if added:
+            app_qa.remove_article(added)
+    assert demo.delete_cache == (chat_app.UPLOAD_SWEEP, chat_app.UPLOAD_KEPT)  # one never added goes within the hour
+
+
+def test_a_file_not_uploaded_here_is_the_clients_error(app_server, app_qa):
+    before = set(app_qa.articles)
+    done = run_event(app_server["demo"], "on_upload", [_file_data(str(SEED_FILE))])
+    assert not done["success"] and done["output"]["error"] == chat_app.NOT_UPLOADED
+    assert chat_app.SERVER_FAULT not in json.dumps(done) and set(app_qa.articles) == before
+    assert SEED_FILE.exists()  # and nothing outside the cache is touched
 
 
 # -- 5. a read-only page takes no files ---------------------------------------------------------------

@@ -2,8 +2,9 @@
 `build_app` page): plain ASGI middleware and Gradio's login check, with no page code.
 
 `Guard`: a request body larger than the largest valid question (`request_limit`) is refused before it
-is read into memory (413), a read-only page takes no files at all, an upload over the article limit
-gets our message, and a one-shot HTTP call's result, once read, leaves no queue entries behind.
+is read into memory (413), a read-only page takes no files at all, an upload is one file within the
+article limit (counted as it arrives, whatever the request's shape) before Gradio stores any of it,
+and a one-shot HTTP call's result, once read, leaves no queue entries behind.
 `login_check`: a failed login waits longer each time (`Logins`), per client (`client_address`, set by
 `Guard` for each request). Bounds on the question itself (its length, the history's items and count,
 types) are qa/limits.py's, inside QA.answer.
@@ -32,6 +33,8 @@ def request_limit(settings: Settings) -> int:
 
 client_address: contextvars.ContextVar[str] = contextvars.ContextVar("client", default="unknown")
 DRAIN_MOST = 32 * 1024 * 1024  # a refused body up to this size is read and dropped, so the client gets the answer
+UPLOAD_FILES = 1               # files in one upload request (the page's upload box takes one)
+UPLOAD_ROUTE = "/upload"       # Gradio's upload route: the only one that takes files
 
 
 class Guard:
@@ -40,7 +43,13 @@ class Guard:
     - A body larger than `body_limit` (Content-Length, or counted as it arrives) is refused with 413
       before any of it is kept, so a 10 MB history costs neither the JSON parse nor its memory.
     - Uploads (multipart bodies, Gradio's /upload) are refused outright (403) on a read-only page, and
-      above the article limit get our message; their size is Gradio's `max_file_size` to enforce.
+      taken only at /upload otherwise. An upload's body is counted as it arrives and held here, up to
+      the article limit and its framing, whatever its shape (Content-Length or chunked): past the
+      limit it is refused (413, our message) and Gradio sees none of it. Gradio gets it whole only
+      when it is one file (UPLOAD_FILES) in the "files" field, with a file name Gradio can store and a
+      closing boundary: the shapes Gradio would otherwise leave on disk (a file in another field, a
+      name it refuses after writing the file, a body cut short) never reach it. Gradio's own
+      `max_file_size` then checks the file itself, and its refusal gets our message too.
     - Each request's client address is known to `login_check`, for its per-client slowing.
     """
 
@@ -75,33 +84,149 @@ class Guard:
             declared = None
         path = scope.get("path", "").rstrip("/")
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if (kind == b"multipart/form-data" or path.endswith(("/upload", "/process_recording"))) and not path.endswith("/login"):
+        if (kind == b"multipart/form-data" or path.endswith((UPLOAD_ROUTE, "/process_recording"))) and not path.endswith("/login"):
             if self.read_only:
                 return await _refuse(receive, send, 403, "this chat is read-only: it accepts no files", declared)
-            if declared is not None and declared > self.upload_limit:
-                return await _refuse(receive, send, 413, self.file_too_large, declared)
-            return await self.app(scope, receive, _reworded(send, 413, self.file_too_large))
+            if not path.endswith(UPLOAD_ROUTE):
+                return await _refuse(receive, send, 403, "this chat takes files only through its upload box "
+                                     "(POST /gradio_api/upload)", declared)
+            return await self._upload(scope, receive, send, declared, headers.get(b"content-type", b""))
         if declared is not None:
             if declared > self.body_limit:
                 return await _refuse(receive, send, 413, f"the request is {format_size(declared)}, {self.too_large}",
                                      declared)
             return await self.app(scope, receive, send)
         # no Content-Length (chunked): read the body here, up to the limit, and hand it on
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.body_limit:
-                return await _refuse(receive if more else None, send, 413, f"the request is {self.too_large}", None)
-        replay = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+        body, more = await _read_body(receive, self.body_limit)
+        if body is None:
+            return
+        if len(body) > self.body_limit:
+            return await _refuse(receive if more else None, send, 413, f"the request is {self.too_large}", None)
+        return await self.app(scope, _replay(body, receive), send)
 
-        async def replayed():
-            return replay.pop() if replay else await receive()
+    async def _upload(self, scope, receive, send, declared: int | None, content_type: bytes):
+        """An upload, held here until it is known to be one storable file within the limit (see the class)."""
+        if declared is not None and declared > self.upload_limit:
+            return await _refuse(receive, send, 413, self.file_too_large, declared)
+        body, more = await _read_body(receive, self.upload_limit)
+        if body is None:  # the client left: nothing was stored
+            return
+        if len(body) > self.upload_limit:
+            return await _refuse(receive if more else None, send, 413, self.file_too_large, None)
+        body = bytes(body)
+        problem = upload_problem(body, content_type)
+        if problem is not None:
+            return await _refuse(None, send, 400, problem, None)
+        return await self.app(scope, _replay(body, receive), _reworded(send, 413, self.file_too_large))
 
-        return await self.app(scope, replayed, send)
+
+async def _read_body(receive, limit: int) -> tuple[bytearray | None, bool]:
+    """The request body as it arrives, until it ends or passes `limit` bytes: (body, more to come);
+    (None, False) when the client left."""
+    body, more = bytearray(), True
+    while more and len(body) <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, False
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body, more
+
+
+def _replay(body: bytes | bytearray, receive):
+    """`receive` for the app: the body read here, in one message, then the client's own messages."""
+    replay = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+    async def replayed():
+        return replay.pop() if replay else await receive()
+
+    return replayed
+
+
+def upload_problem(body: bytes, content_type: bytes) -> str | None:
+    """Why Gradio must not see this multipart upload (None: it may). Gradio's parser writes every part
+    with a file name to disk as it arrives, but keeps (and later deletes) only files in the "files"
+    field with a file name it can store, and only from a body that ends with its closing boundary;
+    anything else it would leave in its cache for good. Not multipart, or no boundary: Gradio refuses
+    it before storing anything."""
+    kind, params = _options(content_type)
+    boundary = params.get("boundary", "").encode("latin-1")
+    if kind != "multipart/form-data" or not boundary:
+        return None
+    pieces = body.split(b"--" + boundary)
+    if len(pieces) < 3 or pieces[0] or not pieces[-1].startswith(b"--"):
+        return "the upload is not a complete multipart body"
+    parts = pieces[1:-1]
+    if len(parts) > UPLOAD_FILES:
+        return f"an upload holds one file at a time, not {len(parts)}"
+    for part in parts:
+        if not (part.startswith(b"\r\n") and part.endswith(b"\r\n")) or b"\r\n\r\n" not in part:
+            return "the upload is not a well-formed multipart body"
+        head = part[2:].split(b"\r\n\r\n", 1)[0]
+        dispositions = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-disposition:")]
+        _, options = _options(dispositions[-1] if dispositions else b"")  # the last one, as Gradio reads it
+        if options.get("name") != "files" or "filename" not in options:
+            return 'an upload is a file in the "files" field'
+        if not _storable(options["filename"], params.get("charset", "utf-8")):
+            return "the file name needs a letter or a digit"
+    return None
+
+
+def _options(value: bytes) -> tuple[str, dict[str, str]]:
+    """A header's value and its parameters, read as Gradio's multipart parser reads them
+    (python_multipart's parse_options_header): `;` inside quotes kept, `key*=` ignored, quotes removed,
+    a Windows path in `filename` cut to its last part; text as latin-1, as the bytes came."""
+    text = value.decode("latin-1")
+    if ";" not in text:
+        return text.lower().strip(" \t"), {}
+    kind, *segments = _segments(text)
+    options = {}
+    for segment in segments:
+        key, _, val = segment.partition("=")
+        if "*" in key:
+            continue
+        if len(val) >= 2 and val[0] == '"' and val[-1] == '"':
+            val = val[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+        if key == "filename" and (val[1:3] == ":\\" or val[:2] == "\\\\"):
+            val = val.split("\\")[-1]
+        options[key] = val
+    return kind.lower(), options
+
+
+def _segments(s: str) -> list[str]:
+    """`s` split at each `;` outside double quotes, keys lower-cased (the standard library's
+    email.message._parseparam, as python_multipart keeps it)."""
+    s, plist, start = ";" + s, [], 0
+    while s.find(";", start) == start:
+        start += 1
+        end = s.find(";", start)
+        ind, diff = start, 0
+        while end > 0:
+            diff += s.count('"', ind, end) - s.count('\\"', ind, end)
+            if diff % 2 == 0:
+                break
+            end, ind = ind, s.find(";", end + 1)
+        if end < 0:
+            end = len(s)
+        i = s.find("=", start, end)
+        f = s[start:end] if i == -1 else s[start:i].rstrip(" \t").lower() + "=" + s[i + 1:end].lstrip(" \t")
+        plist.append(f.strip(" \t"))
+        start = end
+    return plist
+
+
+def _storable(filename: str, charset: str) -> bool:
+    """Gradio stores the file under this name rather than refusing it after it was written: it keeps
+    the name's last part, drops the characters it forbids (separators, controls, shell characters;
+    never a letter or a digit) and refuses what is left when it reads "..". An empty name is its own
+    to choose; any other needs a letter or a digit."""
+    raw = filename.encode("latin-1")
+    try:
+        name = raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        name = raw.decode("latin-1")
+    return not name or any(c.isalnum() for c in name.rsplit("/", 1)[-1])
 
 
 ONE_SHOT_RESULT = re.compile(r"/call/(?:v2/)?[^/]+/([0-9a-f]{32})/?$")  # GET /gradio_api/call/ask/<event id>

@@ -2,7 +2,8 @@
 
 `build_app(qa)` and `launch_options(qa)` for app.py, tests and embedding. The server's edge (request size,
 uploads, slower failed logins) is qa/web/edge.py's: its `Guard` is installed by every launch of a
-`build_app` page, and `login_check` is the page's login.
+`build_app` page, and `login_check` is the page's login. Every launch also serves the JSON API
+(qa/web/api.py: POST /api/ask) on the same server.
 """
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import weakref
 from pathlib import Path
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
 from starlette.middleware import Middleware
 
 from qa import QA, Answer, ArticleRejected, InvalidInput, QAError
 from qa.config import format_size
+from qa.web import api
+from qa.web.api import SERVER_FAULT, one_line
 from qa.web.examples import interleave, questions_for
 from qa.limits import MAX_HISTORY_ITEMS
 from qa.sources.files import SUFFIXES, read_article
@@ -39,16 +43,14 @@ SESSIONS_KEPT = 1000    # browser sessions whose state Gradio keeps (its default
 ID_SHOWN = 60           # characters of an article id shown in the panel (all of it in the title attribute)
 EXAMPLES = 3            # example questions under the chat
 EXAMPLE_ARTICLES = 8    # the newest articles they are drawn from
-SERVER_FAULT = "something went wrong on the server; please try again"
+# an upload never added (the box filled, then left) is deleted by Gradio's `delete_cache` this long
+# after it arrived, looked for every UPLOAD_SWEEP seconds; one that was added or refused goes at once
+UPLOAD_KEPT, UPLOAD_SWEEP = 3600, 600
+NOT_UPLOADED = "that file was not uploaded to this chat; please upload it again"
 
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def one_line(text: str) -> str:
-    """A message on one line (the chat and the API show a QAError's `.public` this way)."""
-    return " ".join(str(text).split())
 
 
 def is_loopback(host: str) -> bool:
@@ -129,6 +131,24 @@ def add_upload(qa: QA, upload: str | Path) -> str:
     if size > limit:  # refuse before reading it into memory
         raise ArticleRejected(f"{upload.name}: {format_size(size)}, larger than the limit of {format_size(limit)}")
     return qa.add_article(upload.name, upload.read_bytes())
+
+
+def discard_upload(blocks: gr.Blocks, upload: str | Path) -> None:
+    """Delete an upload from Gradio's upload cache once the add has read or refused it: the file, its
+    folder (named after its hash) when that is empty, and Gradio's note of it. Nothing outside the cache."""
+    cache = Path(blocks.GRADIO_CACHE).resolve()
+    path = Path(upload).resolve()
+    if cache not in path.parents:
+        return
+    for files in blocks.temp_file_sets:  # the upload route's set and the upload box's own
+        files.discard(str(upload))
+        files.discard(str(path))
+    path.unlink(missing_ok=True)
+    if path.parent != cache:
+        try:
+            path.parent.rmdir()
+        except OSError:  # another file of the same content is still there
+            pass
 
 
 def _shortened(text: str, most: int = ID_SHOWN) -> str:
@@ -226,6 +246,7 @@ class _Blocks(gr.Blocks):
 
     guard: dict | None = None  # Guard's options, set by build_app
     read_only: bool = False
+    json_routes: tuple = ()    # qa/web/api.py's routes, set by build_app
 
     def validate_inputs(self, block_fn, inputs: list) -> None:
         missing = len(block_fn.inputs) - len(inputs)
@@ -239,13 +260,18 @@ class _Blocks(gr.Blocks):
         super().validate_inputs(block_fn, inputs)
 
     def launch(self, *args, **kwargs):
-        """Gradio's launch, with `Guard` in front of its routes, its upload limit at the article limit
-        (none at all on a read-only page) and at most SESSIONS_KEPT sessions' state kept."""
+        """Gradio's launch, with `Guard` in front of its routes, the JSON API beside them, its upload
+        limit at the article limit (none at all on a read-only page) and at most SESSIONS_KEPT
+        sessions' state kept."""
         if self.guard is not None:
             app_kwargs = dict(kwargs.get("app_kwargs") or {})
             app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(Guard, **self.guard, blocks=self)]
             kwargs["app_kwargs"] = app_kwargs
             kwargs["max_file_size"] = 0 if self.read_only else kwargs.get("max_file_size") or self.guard["article_limit"]
+        if self.json_routes:  # the JSON API (qa/web/api.py), first among the app's routes
+            app_kwargs = dict(kwargs.get("app_kwargs") or {})
+            app_kwargs["routes"] = [*self.json_routes, *app_kwargs.get("routes", [])]
+            kwargs["app_kwargs"] = app_kwargs
         kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
         return super().launch(*args, **kwargs)
 
@@ -256,6 +282,8 @@ class _Blocks(gr.Blocks):
             return await super().process_api(*args, **kwargs)
         except gr.Error:
             raise
+        except InvalidPathError:  # a file a client names but did not upload here (the page returns no files)
+            raise gr.Error(NOT_UPLOADED, print_exception=False) from None
         except Exception as err:  # noqa: BLE001 - a bug or an outage of ours: logged whole, shown as one line
             _log_unexpected(getattr(fn, "name", None) or "a request", err)
             raise gr.Error(SERVER_FAULT, print_exception=False) from None
@@ -318,7 +346,9 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             status = f"Not added: {html.escape(one_line(err.public))}"
             _log_for_operator("add", err)
         except OSError:
-            status = "Not added: the upload could not be read on the server."
+            status = "Not added: the upload could not be read on the server; please upload it again."
+        finally:  # read or refused: the articles folder has its own copy, the upload cache keeps none
+            discard_upload(demo, path)
         return status, None, *panel()  # None empties the upload box
 
     def on_url(url: str | None):
@@ -366,7 +396,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
         except QAError as err:
             raise gr.Error(one_line(err.public), print_exception=False) from None  # the client sees the message
 
-    with _Blocks(title="Ask the articles", analytics_enabled=False) as demo:
+    with _Blocks(title="Ask the articles", analytics_enabled=False, delete_cache=(UPLOAD_SWEEP, UPLOAD_KEPT)) as demo:
         gr.Markdown("# Ask the articles\nAnswers are quoted from the indexed news articles; "
                     "follow-up questions use the conversation.")
         turns = gr.State([])
@@ -433,6 +463,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
             demo.load(panel, outputs=lists, api_visibility="private")  # another tab may have changed it
         gr.api(ask_api, api_name="ask", **answering)
     demo.read_only = read_only
+    demo.json_routes = tuple(api.routes(qa, ANSWERING_AT_ONCE))
     demo.guard = {"body_limit": request_limit(qa.settings), "article_limit": qa.settings.max_article_bytes,
                   "read_only": read_only, "max_chars": qa.settings.max_question_chars}
     return demo
