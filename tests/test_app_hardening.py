@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -282,9 +283,17 @@ def _file_data(path: str) -> dict:
     return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
 
 
-def test_uploads_leave_the_cache_once_added_or_refused(app_server, app_qa):
+def test_uploads_leave_the_cache_once_added_or_refused(app_server, app_qa, monkeypatch):
     demo, marker = app_server["demo"], f"qa-test-{uuid.uuid4().hex}".encode()
-    noted = set(demo.upload_file_set)
+    noted, cache = set(demo.upload_file_set), Path(demo.GRADIO_CACHE).resolve()
+    opened, real = [], tempfile.NamedTemporaryFile  # Gradio's own file box opens an empty one for each add
+
+    def spy(*args, **kwargs):
+        if kwargs.get("dir") and Path(kwargs["dir"]).resolve() == cache:
+            opened.append(kwargs["dir"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", spy)
     article = marker + b"\n\nThe city of Tartu opened a footbridge designed by the engineer Mirela Quantrell.\n"
     added = None
     try:
@@ -303,6 +312,9 @@ def test_uploads_leave_the_cache_once_added_or_refused(app_server, app_qa):
         assert done["success"] and "Not added" in done["output"]["data"][0] and "binary" in done["output"]["data"][0]
         assert _stored(demo, marker) == [] and demo.upload_file_set == noted  # and so is the refused one
         assert not Path(chunked.json()[0]).parent.exists() and not Path(binary.json()[0]).parent.exists()
+        assert opened == []  # and no empty temporary file was left beside them
+        config = httpx.get(f"{app_server['url']}config", timeout=30).json()  # the page still shows Gradio's box
+        assert next(c["type"] for c in config["components"] if c.get("props", {}).get("elem_id") == "upload") == "file"
     finally:
         if added:
             app_qa.remove_article(added)

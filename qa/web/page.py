@@ -7,6 +7,7 @@ uploads, slower failed logins) is qa/web/edge.py's: its `Guard` is installed by 
 """
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import ipaddress
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import gradio as gr
 from gradio.exceptions import InvalidPathError
+from gradio.utils import NamedString
+from gradio_client import utils as client_utils
 from starlette.middleware import Middleware
 
 from qa import QA, Answer, ArticleRejected, InvalidInput, QAError
@@ -149,6 +152,16 @@ def discard_upload(blocks: gr.Blocks, upload: str | Path) -> None:
             path.parent.rmdir()
         except OSError:  # another file of the same content is still there
             pass
+
+
+def _path_only(box: gr.File, f) -> NamedString:
+    """The upload box's preprocessing of one file: its path (`type="filepath"`), checked against the
+    box's file types. Gradio's own (6.x, components/file.py) also opens an empty temporary file in the
+    upload cache for every file it hands on and never deletes it. (Set on the box itself: a subclass
+    of a Gradio component makes Gradio write a .pyi stub beside this module.)"""
+    if box.file_types and not client_utils.is_valid_file(f.path, box.file_types):
+        raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: {box.file_types}")
+    return NamedString(f.path)
 
 
 def _shortened(text: str, most: int = ID_SHOWN) -> str:
@@ -418,6 +431,7 @@ def build_app(qa: QA, read_only: bool = False) -> gr.Blocks:
                 if not read_only:
                     upload = gr.File(label=f"Add an article (.txt, .md, .html; up to {format_size(qa.settings.max_article_bytes)})",
                                      file_types=list(SUFFIXES), type="filepath", elem_id="upload")
+                    upload._process_single_file = functools.partial(_path_only, upload)
                     add_btn = gr.Button("Add article", size="sm", elem_id="add")
                     link = gr.Textbox(label="Add an article from a link", placeholder="https://…", max_lines=1,
                                       elem_id="url")
