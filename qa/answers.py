@@ -6,13 +6,30 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .aggregate import candidates, combined_score, sigmoid
+from .aggregate import Candidate, candidates, combined_score, sigmoid
 from .chunking import Chunk
 from .config import Settings
+from .kinds import asked, fits, traits
+from .lists import asks_for_several, items
 from .metadata import asked_field, fact
 from .reader import Calibration, EarlyStop, Reading
+from .reasons import why
 from .retrieval import Passage
 from .support import unstated
+
+# Kind agreement: the best span of the kind the question asks for (qa/kinds.py) is the answer when its
+# span gap is at most this far below the best span's; otherwise it abstains. Chosen on Wikinews dev
+# reports 1-16 (docs/how-it-works.md).
+KIND_MARGIN = 6.0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of a list answer, with its character offsets into the article."""
+
+    text: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,10 @@ class Answer:
     alternatives: tuple[Answer, ...] = field(default_factory=tuple)
     # every article that carries the answer's story (the same wire copy from several outlets), its own first
     sources: tuple[str, ...] = ()
+    # a question asking for several things ("Who stars in it?") whose answer stands in a list: every item
+    # of the list, the answer's own among them; () for any other answer
+    items: tuple[Item, ...] = ()
+    reason: str | None = None   # with no answer: what was found nearest, and why it was not given
 
     @property
     def abstained(self) -> bool:
@@ -37,12 +58,14 @@ class Answer:
         out = {k: getattr(self, k) for k in ("text", "score", "article", "title", "start", "end", "context", "context_start")}
         out["alternatives"] = [a.to_dict() for a in self.alternatives]
         out["sources"] = list(self.sources)
+        out["items"] = [{"text": i.text, "start": i.start, "end": i.end} for i in self.items]
+        out["reason"] = self.reason
         return out
 
 
 def passage_unstated(question: str, passage: Passage) -> float:
     """qa/support.py's share of the question's words that the passage (with its headline) lacks."""
-    return unstated(question, f"{passage.title or ''}\n{passage.chunk.text}") if question else 0.0
+    return unstated(question, _passage_text(passage)) if question else 0.0
 
 
 def top_unstated(question: str, reading: Reading, passages: list[Passage]) -> float:
@@ -59,7 +82,12 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
     retrieval evidence (qa/aggregate.py), and the top answer is abstained on below the calibrated
     log-odds; otherwise confidence and abstention come from the span gap, lowered by the calibrated
     cost of the question's words its passage lacks (Calibration.judged; needs `question`).
-    `threshold` None = the calibrated one."""
+    `threshold` None = the calibrated one.
+
+    With `question`, the answer is the best span of the kind it asks for (qa/kinds.py: a number, a
+    sum of money, a time...) when that span's gap is within KIND_MARGIN of the best span's, and an
+    abstention otherwise; a question asking for several things gets the items of the list its answer
+    stands in (qa/lists.py); an abstention says why in `reason` (qa/reasons.py)."""
     weights = calibration.combine if aggregate else ()
     found = candidates(reading, passages)  # best span gap first
     if weights:
@@ -83,6 +111,17 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         confidence = calibration.confidence
         threshold = calibration.no_answer_threshold if threshold is None else threshold
         best_score = scored[0][0] if weight and scored else reading.gap
+    wanted = asked(question) if question else None
+    kinds = [_traits(c, passages) for _, c in scored] if wanted else []
+    pick: int | None = 0
+    fitting = None
+    if wanted is not None and scored:
+        # the best span of the asked kind, when its gap is near the best span's
+        fitting = next((i for i, t in enumerate(kinds) if fits(wanted, t)), None)
+        pick = fitting if fitting is not None and (
+            scored[fitting][1].features[0] >= scored[0][1].features[0] - KIND_MARGIN) else None
+        if pick is not None and pick > 0:
+            best_score = scored[pick][0]
     answers = []
     for score, c in scored:
         chunk = passages[c.span.context].chunk
@@ -90,15 +129,43 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
             text=c.span.text, score=confidence(score), article=chunk.article_id, title=passages[c.span.context].title,
             start=chunk.start + c.span.start, end=chunk.start + c.span.end, context=chunk.text, context_start=chunk.start,
         ))
-    if not answers or best_score < threshold:
+    if not answers or pick is None or best_score < threshold:
         closest = passages[0] if passages else None
+        if not answers:
+            reason = why(question, None, None, None, None, "", 0.0)
+        elif pick is None:   # no span of the asked kind near the best one: say what the best one is
+            near = scored[0][1]
+            best_score = scored[fitting][0] if fitting is not None else -math.inf
+            reason = why(question, wanted, near.span.text, kinds[0],
+                         scored[fitting][1].span.text if fitting is not None else None,
+                         _passage_text(passages[near.span.context]), 0.0, mismatch=True)
+        else:                # the best span (of the asked kind) is not sure enough
+            near = scored[pick][1]
+            reason = why(question, wanted, near.span.text, kinds[pick] if kinds else _traits(near, passages), None,
+                         _passage_text(passages[near.span.context]), confidence(best_score))
         return Answer(
             text=None, score=confidence(best_score),
             article=closest.chunk.article_id if closest else None, title=closest.title if closest else None,
             start=None, end=None, context=closest.chunk.text if closest else "",
-            context_start=closest.chunk.start if closest else None, alternatives=tuple(answers[:3]),
+            context_start=closest.chunk.start if closest else None, alternatives=tuple(answers[:3]), reason=reason,
         )
-    return replace(answers[0], alternatives=tuple(answers[1:4]))
+    chosen = answers[pick]
+    if question and asks_for_several(question):
+        c = scored[pick][1]
+        chunk = passages[c.span.context].chunk
+        found = items(chunk.text, c.span.start, c.span.end)
+        chosen = replace(chosen, items=tuple(Item(chunk.text[a:b], chunk.start + a, chunk.start + b) for a, b in found))
+    return replace(chosen, alternatives=tuple(answers[:pick] + answers[pick + 1 : 4]))
+
+
+def _traits(c: Candidate, passages: list[Passage]):
+    """The kind of thing a candidate's span is, with a few characters of its passage on either side."""
+    text = passages[c.span.context].chunk.text
+    return traits(c.span.text, text[max(0, c.span.start - 12) : c.span.start], text[c.span.end : c.span.end + 12])
+
+
+def _passage_text(passage: Passage) -> str:
+    return f"{passage.title or ''}\n{passage.chunk.text}"
 
 
 def early_stop(settings: Settings, calibration: Calibration) -> EarlyStop | None:

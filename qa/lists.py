@@ -1,0 +1,159 @@
+"""List answers: "Who stars in the film?" is answered by every name of the cast, not by the first one.
+
+When the question asks for several things ("which countries", "who stars", "which two retailers") and
+the answer the reader found stands in a list in its sentence ("A, B and C"), `items` gives each item of
+that list with its offsets. An item has the answer's own shape: a name (capitalised words) beside names,
+a figure with the same unit beside figures ("9.9%, over 25% and 46%"); two items are neighbours in the
+list when the words between them end with a comma, "and", "or" or "&" (an aside between them, ", known
+for ...,", is skipped). A span that is itself a list ("Sudan, Iran, Libya, and Yemen") is split the same
+way; a lower-case phrase only when the reader's span holds the whole list.
+"""
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+from .chunking import sentences
+
+# "which countries ...", "what artifacts ...", "which two retailers ...": the words after which/what,
+# up to a verb or a preposition, hold a plural noun or a number
+_STOP = frozenset({
+    "is", "was", "are", "were", "be", "been", "did", "do", "does", "has", "have", "had", "will", "would", "can",
+    "could", "should", "may", "might", "of", "in", "for", "at", "on", "by", "from", "with", "to", "about", "into",
+    "over", "under", "after", "before"
+})
+_SKIP = frozenset({"the", "a", "an", "other"})
+_SEVERAL = frozenset({"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "several", "both"})
+_PLURAL = frozenset({"people", "men", "women", "children", "staff", "cast", "crew", "media"})
+_NOT_PLURAL = frozenset({
+    "news", "series", "species", "means", "lens", "bus", "gas", "physics", "politics", "economics"
+})
+_CAST = frozenset({"stars", "star", "starred", "starring"})   # "who stars in it?": its cast
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def _plural(word: str) -> bool:
+    w = word.lower()
+    if w in _PLURAL:
+        return True
+    if w in _NOT_PLURAL or len(w) < 4 or w.endswith(("ss", "us", "is", "'s", "’s")):
+        return False
+    return w.endswith("s")
+
+
+def asks_for_several(question: str) -> bool:
+    """True for "Which countries ...?", "Who stars in it?", "Which two players ...?", "Name the ...s"."""
+    words = _WORD.findall(question)
+    low = [w.lower() for w in words]
+    for i, w in enumerate(low[:3]):
+        if w in ("which", "what", "name", "list"):
+            rest = low[i + 1 :]
+            if rest and rest[0] in ("are", "were") and w in ("which", "what"):
+                rest = rest[1:]    # "What are the names ...": the plural after the verb
+            noun = []
+            for x in rest:
+                if x in _STOP or (x.endswith("ed") and noun):   # "which body announced ...": the verb
+                    break
+                if x not in _SKIP:
+                    noun.append(x)
+            noun = noun[:3]
+            return any(x in _SEVERAL or _plural(x) for x in noun)
+        if w == "who":
+            nxt = low[i + 1 : i + 2]
+            return bool(nxt) and (nxt[0] in _CAST or (nxt[0] in ("are", "were") and len(low) > i + 2 and any(
+                _plural(x) for x in low[i + 2 : i + 5])))
+    return False
+
+
+# a capitalised name: words with a capital (or a figure: "7 Years") joined by short lower-case links
+_LINK = r"(?:of|the|at|de|del|da|von|van|der|al|bin|y|for|on)"   # "University of Colorado at Boulder"
+_NAME = re.compile(rf"[A-Z][\w'’.&-]*(?:\s+(?:{_LINK}\s+)*[A-Z][\w'’.&-]*)*")
+_FIGURE = re.compile(r"(?:(?:about|around|nearly|almost|over|under|some|more than|less than|up to)\s+)?"
+                     r"[$£€¥]?\d(?:[\d,.]*\d)?(?:\s*(?:%|[^\W\d_]+))?")
+_SEPARATOR = re.compile(r"(?:,|\band\b|\bor\b|&)(?:\s+(?:the|a|an))?$")
+_AND = re.compile(r"\b(?:and|or)\b|&")
+MAX_GAP_WORDS = 12
+
+
+def _quoted(text: str, at: int) -> bool:
+    """Whether position `at` lies inside double quotes ("Mr. Sunshine"), counted from the sentence start."""
+    return sum(text.count(q, 0, at) for q in "\"“”") % 2 == 1
+
+
+def _runs(sentence: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+    """Stretches of `sentence` shaped like the span: names beside a name, figures with its unit beside a figure."""
+    text = sentence[span[0] : span[1]]
+    figure = re.search(r"\d", text)
+    if figure:
+        unit = re.search(r"\d(?:[\d,.]*\d)?\s*(%|[^\W\d_]+)?", text[figure.start():])
+        unit_word = (unit.group(1) or "").lower() if unit else ""
+        runs = []
+        for m in _FIGURE.finditer(sentence):
+            got = re.search(r"\d(?:[\d,.]*\d)?\s*(%|[^\W\d_]+)?$", m.group())
+            if (got.group(1) or "").lower() == unit_word if got else not unit_word:
+                runs.append((m.start(), m.end()))
+        return runs
+    if not re.search(r"[A-Z]", text):
+        return []
+    inside = _quoted(sentence, span[0])
+    runs = []
+    for m in _NAME.finditer(sentence):
+        s, e = m.start(), m.end()
+        while e > s and sentence[e - 1] in ".,'’":   # a trailing stop or comma; "Lands' End" keeps its apostrophe
+            if sentence[e - 1] in "'’" and sentence[e - 2 : e - 1] == "s":
+                break
+            e -= 1
+        if _quoted(sentence, s) != inside:
+            continue
+        if s == 0 and " " not in sentence[s:e] and not (s < span[1] and span[0] < e):
+            continue   # the sentence's first word: capitalised because it comes first
+        runs.append((s, e))
+    return runs
+
+
+def _neighbours(sentence: str, gap: str) -> bool:
+    """Whether two runs with `gap` between them are neighbours in one list."""
+    g = re.sub(r"[\"“”‘’]", "", gap).strip()
+    return bool(g) and bool(_SEPARATOR.search(g)) and len(g.split()) <= MAX_GAP_WORDS and not re.search(r"[;:()]", g)
+
+
+def items(context: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The items of the list that the span context[start:end] stands in, each (start, end) in `context`,
+    in reading order; [] when it stands in none (fewer than two items)."""
+    sentence = next(((s, e) for s, e in sentences(context) if s <= start < e), None)
+    if sentence is None:
+        return []
+    s0, e0 = sentence
+    text = context[s0:e0]
+    span = (start - s0, min(end, e0) - s0)
+    runs = _runs(text, span)
+    if not runs:
+        return _split(context, start, end)
+    touching = [i for i, (s, e) in enumerate(runs) if s < span[1] and span[0] < e]
+    if not touching:
+        return _split(context, start, end)
+    first, last = touching[0], touching[-1]
+    while first > 0 and _neighbours(text, text[runs[first - 1][1] : runs[first][0]]):
+        first -= 1
+    while last + 1 < len(runs) and _neighbours(text, text[runs[last][1] : runs[last + 1][0]]):
+        last += 1
+    chosen = runs[first : last + 1]
+    gaps = [text[a[1] : b[0]] for a, b in pairwise(chosen)]
+    if len(chosen) < 2 or not any(_AND.search(g) for g in gaps):
+        return []
+    # the runs the span covers must be neighbours too: "Reggie Miller from Indiana, and ..." is not one list
+    return [(s0 + s, s0 + e) for s, e in chosen]
+
+
+def _split(context: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A lower-case span that is a list itself ("amulets, coins and a statue"), split at its commas and "and"."""
+    text = context[start:end]
+    parts, pos = [], 0
+    for m in re.finditer(r",\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+", text):
+        parts.append((pos, m.start()))
+        pos = m.end()
+    parts.append((pos, len(text)))
+    parts = [(start + a, start + b) for a, b in parts if text[a:b].strip()]
+    if len(parts) < 2 or not _AND.search(text) or any(len(context[a:b].split()) > 6 for a, b in parts):
+        return []
+    return parts
