@@ -26,7 +26,6 @@ KNOWN_MISSES = {
     "What is the population of Skerrin?": "answers '180' (21 %), the ferry's passengers",
     "What is the name of Byun Yo-han's wife?": "answers his earlier series (47 %)",
     "Which journal rejected the Neanderthal birch tar paper?": "answers the journal that published it (20 %)",
-    "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (61 %), when it began",
     "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (28 %)",
 }
 

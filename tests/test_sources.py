@@ -99,12 +99,9 @@ KNOWN_MISSES = {
     "Which journal rejected the Neanderthal birch tar paper?": "answers the journal that published it (21 %)",
     "In which museum is the flint tool displayed?": "answers the journal (18 %)",
     "Who is the mayor of Berlin?": "answers 'Otto von Bismarck' (70 %)",
-    "How much does a bottle of Kreuzberg's Frühburgunder cost?": "answers '4,000' bottles (55 %)",
     "When was the Kreuzberg family winery founded?": "answers '2011', its award (36 %)",
-    "How many hectares of vines does the Stodden winery own?": "answers the valley's '530' (62 %)",
     "Who won Collection of the Year at the German Wine Awards in 2015?": "answers the 2011 winner (72 %)",
     "What is the name of the waiter in Altenahr?": "answers 'The waiter' (49 %): every word of it is in the passage",
-    "How long did the Meta outage last?": "answers '10 a.m. Eastern Time' (61 %), when it began",
     "How many WhatsApp users reported problems?": "answers 'Tens of thousands' of Facebook users (52 %)",
     "Which newspaper publishes Matt Bors's cartoons?": "answers 'Boing Boing' (20 %)",
 }
