@@ -40,6 +40,12 @@ def test_one_request_one_answer_the_chats_own(http, app_server):
     assert answer == Client(app_server["url"], verbose=False).predict(QUESTION, api_name="/ask")
 
 
+def test_a_list_answer_carries_its_items(http):
+    answer = ask(http, {"question": "Who stars in the film?"}).json()
+    assert [i["text"] for i in answer["items"]] == ["Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"]
+    assert answer["reason"] is None
+
+
 def test_follow_up_with_history_and_k(http):
     r = ask(http, {"question": "When did it open in theaters?", "history": [QUESTION], "k": 5})
     assert r.status_code == 200 and r.json()["text"] == "Wednesday"

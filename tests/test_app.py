@@ -73,6 +73,21 @@ def test_unanswerable_question_abstains_with_closest_passage(client):
     assert "Closest passage" in reply and "<details>" in reply
 
 
+def test_a_list_answer_is_one_line_per_item_each_marked_in_its_passage(client):
+    reply = chat(client, "Who stars in the film?")[-1]
+    leads = ["Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"]  # the shipped article's three leads
+    assert reply.count("<li>") == 3 and all(f"<li><strong>{name}</strong></li>" in reply for name in leads), reply
+    assert all(f"<mark>{name}</mark>" in reply for name in leads)
+
+
+def test_an_abstention_says_why(app_qa, client):
+    question = "How much did the film cost to make?"  # the article names costs, but no sum of money
+    a = app_qa.answer(question)
+    assert a.abstained and a.reason, (a.text, a.reason)
+    reply = chat(client, question)[-1]
+    assert ABSTAINS in reply and chat_app._text(a.reason) in reply
+
+
 def test_question_markup_is_escaped(client):
     messages = chat(client, "Who directed the film? <script>alert(1)</script><img src=x onerror=alert(2)>")
     assert not any("<script" in m or "<img" in m for m in messages)

@@ -47,6 +47,14 @@ class AskRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=50, description="how many passages to read [default: the server's setting]")
 
 
+class ItemOut(BaseModel):
+    """One item of a list answer."""
+
+    text: str
+    start: int = Field(description="character offsets of the item in the article's text")
+    end: int
+
+
 class AnswerOut(BaseModel):
     """An answer, as QA.answer gives it (`Answer.to_dict`); `text` is null when the articles do not seem to hold it."""
 
@@ -60,6 +68,8 @@ class AnswerOut(BaseModel):
     context_start: int | None = Field(description="where that passage starts in the article")
     alternatives: list[AnswerOut] = Field(description="the next best answers, same shape")
     sources: list[str] = Field(description="every article carrying this story, its own first")
+    items: list[ItemOut] = Field(default_factory=list, description="a list answer's items, each with its offsets; empty for a single answer")
+    reason: str | None = Field(default=None, description="with a null text: what was found nearest, and why it was not given")
 
 
 class Problem(BaseModel):

@@ -83,13 +83,18 @@ def _text(s: str) -> str:
 
 
 def _passage(a: Answer) -> str:
-    """The passage, escaped, with the answer span in <mark> when its offsets fall inside it."""
+    """The passage, escaped, with the answer span (or each list item) in <mark> where its offsets fall inside it."""
     ctx = a.context or ""
-    if a.text is not None and a.start is not None and a.end is not None and a.context_start is not None:
-        lo, hi = a.start - a.context_start, a.end - a.context_start
-        if 0 <= lo < hi <= len(ctx):
-            return f"{_text(ctx[:lo])}<mark>{_text(ctx[lo:hi])}</mark>{_text(ctx[hi:])}"
-    return _text(ctx)
+    if a.text is None or a.context_start is None:
+        return _text(ctx)
+    spans = [(i.start, i.end) for i in a.items] or [(a.start, a.end)]
+    marks = sorted((lo - a.context_start, hi - a.context_start) for lo, hi in spans if lo is not None and hi is not None)
+    out, at = [], 0
+    for lo, hi in marks:
+        if at <= lo < hi <= len(ctx):
+            out.append(f"{_text(ctx[at:lo])}<mark>{_text(ctx[lo:hi])}</mark>")
+            at = hi
+    return "".join(out) + _text(ctx[at:])
 
 
 def _outlets(a: Answer, articles: dict[str, dict] | None) -> str:
@@ -109,10 +114,14 @@ def render_answer(a: Answer, articles: dict[str, dict] | None = None) -> str:
     source = (f"<details><summary>Source: {title}</summary><blockquote>{_passage(a)}</blockquote></details>"
               + _outlets(a, articles))
     if a.abstained:
+        why = f" {_text(a.reason)}" if a.reason else ""
         if not a.context:
-            return "<p>I could not find the answer in the articles.</p>"
-        return ("<p>I could not find the answer in the articles. The closest passage I found is below.</p>"
+            return f"<p>I could not find the answer in the articles.{why}</p>"
+        return (f"<p>I could not find the answer in the articles.{why} The closest passage I found is below.</p>"
                 + source.replace("Source:", "Closest passage, from", 1))
+    if a.items:  # a list answer: one line per item
+        lines = "".join(f"<li><strong>{_text(i.text)}</strong></li>" for i in a.items)
+        return f"<ul>{lines}</ul><p>Confidence: {a.score:.0%}</p>{source}"
     return f"<p><strong>{_text(a.text)}</strong></p><p>Confidence: {a.score:.0%}</p>{source}"
 
 
