@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install --quiet --no-deps "$(TORCH)"
 	# everything else as locked, hash-checked (torch, installed above, is trusted as installed)
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps -e .
+	# the project itself, built by the lock's setuptools (no download of the newest one for the build)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)
 
@@ -42,7 +43,7 @@ lock:
 	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
 	# torch's line loses its hash: its wheel is this machine's, not a PyPI file
 	{ echo "# Python 3.11, Linux x86_64. Install torch first, alone: pip install --no-deps torch==<its line below>;" ;\
-	  echo "# then pip install -r $(LOCK); then pip install --no-deps -e . (make install does the three)." ;\
+	  echo "# then pip install -r $(LOCK); then pip install --no-deps --no-build-isolation -e . (make install)." ;\
 	  echo "# torch is the CPU build pip finds on this machine (find-links in its configuration), so it has no hash;" ;\
 	  echo "# every other file is checked against the hashes PyPI publishes." ;\
 	  awk '/^torch==/ { sub(/ *\\$$/, ""); print; skip = 1; next } skip && /^ *--hash=/ { next } { skip = 0; print }' $(LOCK) ;\
