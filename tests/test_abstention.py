@@ -23,7 +23,7 @@ HAS_SHARED = all((PACKAGE_ROOT.parent / "shared" / "data" / "news-html" / p).is_
 # what the shipped reader gets wrong here today, with its answer and confidence: listed, not hidden
 KNOWN_MISSES = {
     "Where was the Mira built?": "answers 'lighthouse keeper' (60 %): the sentence naming the boatyard is the reader's near-tie",
-    "What is the population of Skerrin?": "answers '180' (21 %), the ferry's passengers",
+    "How many streets were renamed in Munich?": "reader round 7: answers 'three' (43 %); round 5 abstained",
     "What is the name of Byun Yo-han's wife?": "answers his earlier series (47 %)",
     "Which journal rejected the Neanderthal birch tar paper?": "answers the journal that published it (20 %)",
     "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (28 %)",

@@ -41,7 +41,7 @@ def test_one_request_one_answer_the_chats_own(http, app_server):
 
 
 def test_a_list_answer_carries_its_items(http):
-    answer = ask(http, {"question": "Who stars in the film?"}).json()
+    answer = ask(http, {"question": "Which actors does the cast include?"}).json()
     assert [i["text"] for i in answer["items"]] == ["Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"]
     assert answer["reason"] is None
 

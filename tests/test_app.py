@@ -74,7 +74,7 @@ def test_unanswerable_question_abstains_with_closest_passage(client):
 
 
 def test_a_list_answer_is_one_line_per_item_each_marked_in_its_passage(client):
-    reply = chat(client, "Who stars in the film?")[-1]
+    reply = chat(client, "Which actors does the cast include?")[-1]
     leads = ["Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"]  # the shipped article's three leads
     assert reply.count("<li>") == 3 and all(f"<li><strong>{name}</strong></li>" in reply for name in leads), reply
     assert all(f"<mark>{name}</mark>" in reply for name in leads)

@@ -19,6 +19,9 @@ from qa.windows import Window, make_windows
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
 # Questions on which int8 and fp32 may give different answer text, each with the reason.
 ALLOWED_DIFFERENCES: dict[str, str] = {
+    # Reader round 7 (phase G), 2026-12-06: int8 answers "Kang" (0.78; "Director Kang" 0.67 next), fp32
+    # here "Kang Yun-sung": the name's end is a near-tie of the end logits (the seed set's half-name miss)
+    "Who is the director of Run to the West?": "near-tie of the answer's end: 'Kang' against 'Kang Yun-sung'",
     # Near-ties that int8's error tips over. Reader round 5, export recipe 6, measured 2026-11-30; span
     # scores (start + end logit) as "fp32 / int8" over the five passages the fp32 pipeline retrieves:
     # the int8 embedder ranks the passage holding "running time" (fp32's answer, 6.38 / 5.85) sixth
