@@ -1,30 +1,35 @@
 """Our own question set about the seed article (tests/data/seed_questions.json): EM, F1 and abstention.
 
-    python bench/seed_eval.py [--json]
+    python bench/seed_eval.py [--json]        (QA_READER=DIR for another reader; p50: one answer's latency)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import QA, Settings  # noqa: E402
-from qa.training.metrics import best_score, exact_match, token_f1  # noqa: E402
+from qa import QA, Settings
+from qa.training.metrics import best_score, exact_match, token_f1
 
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
 
 
 def run(qa: QA) -> dict:
     data = json.loads(QUESTIONS.read_text())
-    rows = []
+    rows, seconds = [], []
+    qa.answer(data["answerable"][0]["question"])  # warm-up: the first answer loads the models
     for item in data["answerable"]:
+        started = time.perf_counter()
         a = qa.answer(item["question"])
+        seconds.append(time.perf_counter() - started)
         rows.append({"question": item["question"], "gold": item["answers"], "answer": a.text, "score": round(a.score, 3),
                      "em": best_score(exact_match, a.text or "", tuple(item["answers"])),
                      "f1": best_score(token_f1, a.text or "", tuple(item["answers"]))})
@@ -35,6 +40,7 @@ def run(qa: QA) -> dict:
         "exact_match": 100 * sum(r["em"] for r in rows) / n, "f1": 100 * sum(r["f1"] for r in rows) / n,
         "answer_rate": sum(r["answer"] is not None for r in rows) / n,
         "abstain_rate_unanswerable": sum(u["answer"] is None for u in unanswered) / len(unanswered),
+        "p50_ms": round(1000 * statistics.median(seconds), 1),
         "rows": rows, "unanswerable": unanswered,
     }
 
@@ -56,7 +62,7 @@ def main() -> None:
     for u in result["unanswerable"]:
         print(f"{'ok ' if u['answer'] is None else 'X  '}{u['question']!r:75} -> {u['answer']!r}")
     print(f"EM {result['exact_match']:.1f}  F1 {result['f1']:.1f}  answered {result['answer_rate']:.0%} of "
-          f"{result['n_answerable']}  abstained on {result['abstain_rate_unanswerable']:.0%} of {result['n_unanswerable']} unanswerable")
+          f"{result['n_answerable']}  abstained on {result['abstain_rate_unanswerable']:.0%} of {result['n_unanswerable']} unanswerable; p50 {result['p50_ms']} ms")
 
 
 if __name__ == "__main__":
