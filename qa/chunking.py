@@ -17,10 +17,18 @@ class Chunk:
 
 # A sentence ends after . ! or ? (and any closing quotes or brackets) when white space and a capital,
 # digit or opening quote follow; a blank line always ends one. Short abbreviations (Mr., U.S.) do not.
-_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+# Linear time on any text (security audit, issue 40): a run of . ! ? is only tried from its first
+# character, and the possessive quantifiers (++, *+) never hand back what they took, so a long run not
+# followed by a capital is looked at once, not once per character.
+_END = re.compile(r"""(?<![.!?])[.!?]++["'”’)\]]*+(?=\s++["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+# Short abbreviations: a "." right after one of these words, or after a capital standing alone (A.,
+# and so U.S., whose "S." is a capital after a dot), at the start of a word. Matched at the dot by
+# fixed-width look-behinds (one per word length), so each candidate end costs the same however long
+# the sentence has grown (the old check searched the whole sentence so far, again at every "Mr.").
 _ABBREVIATION = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|Gen|Col|Lt|Sgt|Capt|Rep|Sen|Gov|Pres|Inc|Ltd|Co|Corp|vs|etc|approx|No|"
-    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z]|\b[A-Z](?:\.[A-Z])+)\.$"
+    r"(?:(?<=\b[A-Z])|(?<=\b(?:Mr|Ms|Dr|Sr|Jr|St|Mt|Lt|Co|vs|No))"
+    r"|(?<=\b(?:Mrs|Gen|Col|Sgt|Rep|Sen|Gov|Inc|Ltd|etc|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
+    r"|(?<=\b(?:Prof|Capt|Pres|Corp|Sept))|(?<=\bapprox))\."
 )
 
 
@@ -30,7 +38,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     for match in _END.finditer(text):
         if match.group().startswith("\n"):
             end = match.start()
-        elif _ABBREVIATION.search(text[start : match.start() + 1]):
+        elif _ABBREVIATION.match(text, match.start()):  # Mr. Smith, U.S. Army: not an end
             continue
         else:
             end = match.end()

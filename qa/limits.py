@@ -38,10 +38,14 @@ def _text(value, what: str, max_chars: int, error=InvalidQuestion) -> str:
 
 
 def question(value, max_chars: int) -> str:
-    """The question as it will be read: NFC, invisible characters removed, white space collapsed."""
+    """The question as it will be read: NFC, invisible characters removed, white space collapsed.
+    Refused when nothing is left, or when no letter or digit is (any script's: punctuation, symbols
+    and emoji alone are not a question the articles can answer)."""
     cleaned = _text(value, "the question", max_chars)
     if not cleaned:
         raise InvalidQuestion("the question is empty")
+    if not any(c.isalnum() for c in cleaned):  # "?", "!!!???", emoji: nothing to read or look up
+        raise InvalidQuestion("the question has no words (no letter or digit): ask it in words")
     return cleaned
 
 

@@ -3,6 +3,11 @@
 HTML pages go through trafilatura (with htmldate): the headline, publication date, author and site
 name, and the article body only, without the page furniture (menus, cookie banners, share buttons,
 related links, footers). The body is what we index and what answer offsets point into.
+
+No NUL byte ever reaches a store (PostgreSQL text cannot hold one): a .txt or .md file with a NUL
+anywhere is binary and refused; in a web page, where HTML does not allow it, a NUL is dropped, as
+browsers drop it. A page with an element of more than MAX_ATTRIBUTES attributes is refused before it
+is parsed (libxml2's cost grows with the square of an element's attributes).
 """
 from __future__ import annotations
 
@@ -137,9 +142,15 @@ def parse_article(raw: bytes, suffix: str, article_id: str, source: str) -> Arti
         raise ValueError("binary file, not text")
     meta: dict = {}
     if suffix in HTML_SUFFIXES:
-        meta = html_article(raw)
+        # a NUL further in is dropped, as browsers drop it from a page's text (it is not allowed in
+        # HTML): no article text or metadata ever holds one (PostgreSQL text cannot)
+        meta = {k: v.replace("\x00", "") if isinstance(v, str) else v
+                for k, v in html_article(raw.replace(b"\x00", b"")).items()}
         text = meta.pop("text")
     else:
+        nul = raw.find(b"\x00")
+        if nul >= 0:  # a NUL anywhere in a text article: binary, whatever its first 8 KB look like
+            raise ValueError(f"binary file, not text (a NUL byte at byte {nul:,})")
         try:
             content = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
@@ -223,6 +234,7 @@ def html_article(raw: bytes) -> dict:
 
     url_match = SAVED_FROM.search(raw[:4096].decode("ascii", "replace"))
     page = decode_file(_GOOGLEOFF.sub(b"", raw))  # the page's own charset, not only UTF-8
+    check_attributes(page)
     doc = trafilatura.bare_extraction(page, url=url_match.group(1) if url_match else None, with_metadata=True,
                                       favor_precision=True, include_comments=False, include_tables=True)
     if doc is None or not (doc.text or "").strip():
@@ -238,6 +250,60 @@ def html_article(raw: bytes) -> dict:
         "site": doc.sitename or None,
         "url": url_match.group(1) if url_match else (doc.url or None),
     }
+
+
+# libxml2 checks each attribute of an element against the ones before it: an element with 100,000
+# attributes (a 1 MB page) took 30 s to read, and trafilatura parses a page more than once (security
+# audit, issue 40). Real pages have a few attributes per element (the news pages here: 9 at most).
+MAX_ATTRIBUTES = 256
+_TAG_OPEN = re.compile(r"</?[A-Za-z]")
+_TAG_NAME_END = re.compile(r"[\t\n\f\r />]")
+# one step of an HTML5 tokenizer in a tag (libxml2 2.14 tokenizes as HTML5 does): separators, then
+# the end of the tag (group 1), or an attribute: its name (which may start with "=" and hold quotes
+# or "<"), and a value if "=" follows: "quoted", 'quoted' or unquoted (up to white space or ">")
+_ATTRIBUTE = re.compile(
+    r"""[\t\n\f\r /]*+(?:(>|\Z)|[^\t\n\f\r />][^\t\n\f\r />=]*+[\t\n\f\r ]*+"""
+    r"""(?:=[\t\n\f\r ]*+(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+))?)"""
+)
+
+
+def most_attributes(page: str, limit: int = MAX_ATTRIBUTES) -> int:
+    """The most attributes one tag of `page` has, counted up to `limit` + 1 (then it stops). Every
+    "<" + letter is taken as the start of a tag, even inside a comment, a script or another tag's
+    attribute value, so no reading of where the tags are can hide a larger one; tags are read as an
+    HTML5 tokenizer reads them. Linear time: a tag read from one "<" joins, at the first attribute
+    boundary they share, the reading of every other tag through the same place (memoised)."""
+    after: dict[int, int] = {}    # position between attributes -> attributes from there to the tag's end
+    name_end, most = -1, 0
+    for tag in _TAG_OPEN.finditer(page):
+        if tag.end() > name_end:   # tag names in one run of letters ("<a<a<a") end at the same place
+            found = _TAG_NAME_END.search(page, tag.end())
+            name_end = found.start() if found else len(page)
+        at, path = name_end, []
+        while at not in after:
+            step = _ATTRIBUTE.match(page, at)
+            if step.group(1) is not None:   # ">" or the end of the page
+                after[at] = 0
+                break
+            path.append(at)
+            if len(path) > limit:
+                return len(path)
+            at = step.end()
+        n = after[at]
+        for at in reversed(path):
+            n += 1
+            after[at] = n
+        most = max(most, n)
+        if most > limit:
+            return most
+    return most
+
+
+def check_attributes(page: str) -> None:
+    """ValueError when an element of the page has more than MAX_ATTRIBUTES attributes."""
+    if most_attributes(page) > MAX_ATTRIBUTES:
+        raise ValueError(f"not an article page: an element has more than {MAX_ATTRIBUTES} attributes "
+                         "(such a page takes minutes to read)")
 
 
 def _clean_text(text: str) -> str:

@@ -17,6 +17,15 @@ Safe to point at any link a user pastes:
   says the same whatever is listening there, so the link box cannot scan ports;
 - the page's source is the URL it was read from, after redirects.
 Proxies from the environment (HTTP_PROXY...) are not used: the addresses checked are those connected to.
+
+Safe against a hostile server too (security audit, issue 40):
+- the whole fetch, redirects included, ends within four times the timeout: every connect, TLS
+  handshake, read and write is given no more than the time left, so a server trickling its headers
+  or its body a byte at a time is cut off at that deadline (name resolution is the system's);
+- a compressed page (gzip, deflate, br when the brotli package can bound its output) is decoded
+  here, a bounded piece at a time, and refused as soon as it grows past the size limit: a few
+  kilobytes that would expand to gigabytes cost no more memory than the limit. Other encodings are
+  not asked for, and refused if sent.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import socket
 import time
 import unicodedata
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -170,9 +180,39 @@ def _transport_class():
     import httpcore
     import httpx
 
+    def time_left(deadline: float, timeout: float | None, error: type[Exception]) -> float:
+        """The timeout for one network operation: its own, but never past the fetch's deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error("past the deadline of the whole fetch")
+        return left if timeout is None else min(timeout, left)
+
+    class DeadlineStream(httpcore.NetworkStream):
+        """A connection whose every operation ends by the deadline (a TLS handshake, a read and a
+        write are each bounded as a whole by their timeout), however slowly the server answers."""
+
+        def __init__(self, stream, deadline: float):
+            self.stream, self.deadline = stream, deadline
+
+        def read(self, max_bytes, timeout=None):
+            return self.stream.read(max_bytes, time_left(self.deadline, timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer, timeout=None):
+            return self.stream.write(buffer, time_left(self.deadline, timeout, httpcore.WriteTimeout))
+
+        def close(self):
+            self.stream.close()
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            timeout = time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout), self.deadline)
+
+        def get_extra_info(self, info):
+            return self.stream.get_extra_info(info)
+
     class CheckedBackend(httpcore.SyncBackend):
-        def __init__(self, allow_private: bool):
-            self.allow_private = allow_private
+        def __init__(self, allow_private: bool, deadline: float):
+            self.allow_private, self.deadline = allow_private, deadline
 
         def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
             try:
@@ -182,17 +222,19 @@ def _transport_class():
             failure = httpcore.ConnectError(f"{host} has no address")
             for address in addresses:  # an IP address: connecting resolves nothing more
                 try:
-                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                    left = time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+                    stream = super().connect_tcp(address, port, left, local_address, socket_options)
+                    return DeadlineStream(stream, self.deadline)
                 except (httpcore.ConnectError, httpcore.ConnectTimeout) as err:
                     failure = err
             raise failure
 
     class CheckedTransport(httpx.HTTPTransport):
-        def __init__(self, allow_private: bool):
+        def __init__(self, allow_private: bool, deadline: float):
             super().__init__()
             # the pool HTTPTransport.handle_request sends through; TLS still checks the host's name
             self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                                 network_backend=CheckedBackend(allow_private))
+                                                 network_backend=CheckedBackend(allow_private, deadline))
 
     return CheckedTransport
 
@@ -200,8 +242,9 @@ def _transport_class():
 def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
           accept: tuple[str, ...] = HTML_TYPES, what: str = "a web page", *,
           allow_private: bool | None = None, max_url_chars: int = MAX_URL_CHARS) -> Fetched:
-    """GET `url` within `timeout` seconds (to connect, and between bytes; the whole download within
-    four times that) and `max_bytes`; only the content types in `accept` (all when empty). Follows
+    """GET `url` within `timeout` seconds (to connect, and between bytes; the whole fetch, headers,
+    redirects and body, within four times that) and `max_bytes` (decoded: a compressed page is
+    refused once it expands past it); only the content types in `accept` (all when empty). Follows
     at most 5 redirects, each hop's address checked: a private or local one is refused unless
     `allow_private` (None: QA_FETCH_PRIVATE, off by default). Raises a FetchError subclass that says
     what went wrong, in one line."""
@@ -212,10 +255,11 @@ def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
     deadline = time.monotonic() + 4 * timeout  # a server trickling bytes cannot hold us forever
 
     url = current = normalize_url(url, max_url_chars)
-    headers = {"User-Agent": USER_AGENT, "Accept": ", ".join(accept) + ", */*;q=0.1"}
+    headers = {"User-Agent": USER_AGENT, "Accept": ", ".join(accept) + ", */*;q=0.1",
+               "Accept-Encoding": ", ".join(e for e in ("gzip", "deflate", "br") if e in _decoders())}
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers,
-                          transport=_transport_class()(allow_private)) as client:
+                          transport=_transport_class()(allow_private, deadline)) as client:
             for hop in range(MAX_REDIRECTS + 1):
                 try:
                     with client.stream("GET", current) as response:
@@ -235,6 +279,8 @@ def fetch(url: str, timeout: float = 15.0, max_bytes: int = 5 * 1024 * 1024,
     except FetchError:
         raise
     except httpx.TimeoutException:
+        if time.monotonic() >= deadline:
+            raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s") from None
         raise URLUnreachable(f"{url}: no answer within {timeout:g} s") from None
     except httpx.HTTPError as err:  # DNS, refused connection, TLS, broken transfer
         raise URLUnreachable(f"{url}: cannot be reached ({type(err).__name__}: {_shown(str(err), 200)})") from None
@@ -258,14 +304,137 @@ def _read_response(url: str, current: str, response, max_bytes: int, accept: tup
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(f"{url}: {format_size(int(declared))}, larger than the limit of {format_size(max_bytes)}")
+    encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    known = _decoders()
+    unknown = [e for e in encodings if e not in known]
+    if unknown:
+        raise FetchError(f"{url}: the server sent it encoded as {_shown(unknown[0], 40)!r}, which cannot be read")
+
+    def received():
+        size = 0
+        for piece in response.iter_raw():
+            size += len(piece)
+            if size > max_bytes:  # compressed or not, over the limit anyway
+                raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
+            yield piece
+
+    pieces = received()
+    for name in reversed(encodings):  # the last encoding applied is the first undone
+        pieces = _decoded(pieces, known[name]())
     body = bytearray()
-    for piece in response.iter_bytes():
-        body += piece
-        if len(body) > max_bytes:  # a server may lie about, or omit, the length
-            raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
-        if time.monotonic() > deadline:
-            raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s")
+    try:
+        for piece in pieces:
+            body += piece
+            if len(body) > max_bytes:  # a server may lie about, or omit, the length; a small
+                # compressed body may expand a thousandfold or more: decoded a piece at a time
+                raise TooLarge(f"{url}: larger than the limit of {format_size(max_bytes)}")
+            if time.monotonic() > deadline:
+                raise URLUnreachable(f"{url}: still downloading after {4 * timeout:g} s")
+    except _Corrupt as err:
+        raise FetchError(f"{url}: the page's compressed data is broken ({_shown(str(err), 120)})") from None
     return Fetched(url, current, content_type, bytes(body))
+
+
+_PIECE = 64 * 1024   # the most a decoder gives at once
+
+
+class _Corrupt(Exception):
+    """Compressed data that cannot be decoded."""
+
+
+def _decoded(pieces, decoder):
+    """`pieces` (bytes) through `decoder`: a lazy stream of pieces of at most _PIECE bytes each."""
+    for piece in pieces:
+        yield from decoder.feed(piece)
+    yield from decoder.end()
+
+
+class _Zlib:
+    """gzip or deflate (zlib-wrapped, or raw as some servers send it), never more than _PIECE bytes
+    of output from one call, however much a piece of input expands."""
+
+    def __init__(self, wbits: int, raw_fallback: bool = False):
+        self.inflate = zlib.decompressobj(wbits)
+        self.raw_fallback = raw_fallback   # deflate: a first piece that is not zlib-wrapped is raw deflate
+
+    def feed(self, data: bytes):
+        while data and not self.inflate.eof:
+            out = self._inflate(data)
+            data = self.inflate.unconsumed_tail
+            if out:
+                yield out
+        while not self.inflate.eof:  # output still held back by the last call's limit
+            out = self._inflate(b"")
+            if not out:
+                break
+            yield out
+
+    def _inflate(self, data: bytes) -> bytes:
+        try:
+            try:
+                return self.inflate.decompress(data, _PIECE)
+            except zlib.error:
+                if not self.raw_fallback:
+                    raise
+                self.inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.inflate.decompress(data, _PIECE)
+            finally:
+                self.raw_fallback = False
+        except zlib.error as err:
+            raise _Corrupt(str(err)) from None
+
+    def end(self):
+        try:
+            out = self.inflate.flush()  # what is left after all input was taken in: a few bytes
+        except zlib.error as err:
+            raise _Corrupt(str(err)) from None
+        if out:
+            yield out
+
+
+class _Brotli:
+    """br, with the output of each call bounded (brotli >= 1.2: output_buffer_limit)."""
+
+    def __init__(self):
+        import brotli
+
+        self.error = brotli.error
+        self.brotli = brotli.Decompressor()
+
+    def feed(self, data: bytes):
+        out = self._process(data)
+        if out:
+            yield out
+        while not self.brotli.can_accept_more_data():  # more output is waiting: only b"" may go in
+            out = self._process(b"")
+            if not out:
+                break
+            yield out
+
+    def _process(self, data: bytes) -> bytes:
+        try:
+            return self.brotli.process(data, output_buffer_limit=_PIECE)
+        except self.error as err:
+            raise _Corrupt(str(err)) from None
+
+    def end(self):
+        return iter(())
+
+
+@functools.cache
+def _decoders() -> dict:
+    """Content-Encoding -> a decoder with bounded output: what fetch() asks for, and all it reads;
+    br only where the installed brotli package can bound its output."""
+    found = {"gzip": lambda: _Zlib(16 + zlib.MAX_WBITS), "x-gzip": lambda: _Zlib(16 + zlib.MAX_WBITS),
+             "deflate": lambda: _Zlib(zlib.MAX_WBITS, raw_fallback=True)}
+    try:
+        import brotli
+    except ImportError:
+        return found
+    if hasattr(brotli.Decompressor(), "can_accept_more_data"):
+        found["br"] = _Brotli
+    return found
 
 
 def file_name(url: str) -> str:
