@@ -9,6 +9,7 @@ from .errors import (
     IndexCorrupt,
     InvalidInput,
     InvalidQuestion,
+    InvalidSetting,
     ModelLoadError,
     NoArticles,
     QAError,
@@ -19,4 +20,4 @@ from .pipeline import QA, Answer, answer
 
 __all__ = ["QA", "Answer", "answer", "Settings", "QAError", "InvalidInput", "InvalidQuestion", "ArticlesNotFound",
            "NoArticles", "ModelLoadError", "IndexCorrupt", "ArticleRejected", "StorageError", "IndexBusy",
-           "DatabaseError", "SchemaMismatch", "DistributedError"]
+           "DatabaseError", "SchemaMismatch", "DistributedError", "InvalidSetting"]

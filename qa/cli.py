@@ -34,8 +34,13 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="progre
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def _one_line(err: BaseException) -> str:
+    """An error's message as one line (a library's may span several: PostgreSQL's DETAIL, FAISS's)."""
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+
+
 def _fail(err: Exception) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {_one_line(err)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 
@@ -373,13 +378,14 @@ VERBOSE = False
 def main() -> None:
     """Every error the user can act on ends in one line and exit code 2, never a traceback."""
     try:
+        Settings.from_env()   # every QA_* variable checked first: a mistyped one stops here, before models load
         app()
-    except QAError as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    except QAError as err:  # an InvalidSetting (a QA_* variable) included
+        typer.secho(f"error: {_one_line(err)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as err:  # a folder we cannot read or write
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        typer.secho(f"error: {err.strerror or err}{where}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {_one_line(err.strerror or err)}{where}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)

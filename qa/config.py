@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import InvalidSetting
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
@@ -65,6 +68,9 @@ class Settings:
     fetch_private: bool = False
     feeds_file: str = ""            # feed subscriptions and seen items (JSON); "" = <articles>.feeds.json beside the folder
     feed_interval: float = 900.0    # seconds between feed polls while the chat runs; 0 = no polling
+    # the newest items a poll takes from one feed (a feed of 400 items is not 400 articles at once); older
+    # unseen items beyond it are remembered as seen and never fetched; 0 = no cap
+    feed_max_items: int = 50
     watch: bool = True              # the chat / `qa serve` watches the articles folder and re-indexes on changes
     watch_debounce_ms: int = 500    # changes closer together than this are one update
     duplicate_threshold: float = 0.6   # MinHash Jaccard above which two articles are the same (wire) story
@@ -74,17 +80,22 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
-        """Defaults, then QA_<FIELD> environment variables, then explicit keyword arguments."""
-        values = {}
+        """Defaults, then QA_<FIELD> environment variables, then explicit keyword arguments.
+        A variable that is not a valid value of its setting (a word for a number, a number out of its
+        range, a value that does not go with another variable's) is InvalidSetting, naming it."""
+        values, raws = {}, {}
         for f in dataclasses.fields(cls):
             raw = os.environ.get(f"QA_{f.name.upper()}")
             if raw is not None:
                 values[f.name] = _parse(raw, f.type, f.name)
+                raws[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("articles", "index"):
             if name in values:
                 values[name] = Path(values[name])
-        return cls(**values)
+        settings = cls(**values)
+        _check_pairs(settings, raws)
+        return settings
 
     @property
     def reader_path(self) -> str:
@@ -125,22 +136,105 @@ def parse_size(raw: str) -> int:
     return int(float(number) * factor)
 
 
+# What each QA_* variable may hold, checked where it is read (Settings.from_env): inclusive bounds, None =
+# unbounded on that side. A number outside them is refused rather than left to break every answer
+# (QA_TOP_K=0 would abstain on everything). A field not named here is only parsed as its type.
+_MB = 1024 * 1024
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "chunk_chars": (100, 100_000),
+    "chunk_overlap": (0, 50_000),        # and smaller than chunk_chars (_check_pairs)
+    "top_k": (1, 50),                    # qa/limits.py MAX_K: what a request's k may be
+    "read_first": (0, 50),
+    "window_tokens": (64, 512),          # the readers this package loads (BERT-like) take at most 512 tokens
+    "window_stride": (0, 256),           # and at most half of window_tokens (_check_pairs)
+    "max_answer_tokens": (1, 512),
+    "hnsw_above": (0, None),
+    "max_question_chars": (1, 100_000),
+    "max_article_bytes": (1024, 1024 * _MB),
+    "lock_timeout": (0, None),
+    "batch_size": (1, 4096),
+    "fetch_timeout": (0.1, 3600),
+    "fetch_max_bytes": (1024, 1024 * _MB),
+    "max_url_chars": (20, 100_000),
+    "feed_interval": (0, None),
+    "feed_max_items": (0, 100_000),
+    "watch_debounce_ms": (0, 600_000),
+    "duplicate_threshold": (0.01, 1),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "index_worker": ("thread", "process"),   # qa/indexing.py WORKERS
+    "runtime": ("onnx", "torch"),            # qa/runtime.py RUNTIMES
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _number(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _expected(kind: str, name: str) -> str:
+    """What QA_<name> accepts, in words: "a whole number from 1 to 50"."""
+    if kind == "bool":
+        return f"one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}"
+    if name in CHOICES:
+        return "one of " + ", ".join(CHOICES[name])
+    low, high = BOUNDS.get(name, (None, None))
+    if kind == "int" and name.endswith("_bytes"):
+        what = "a size such as 2 MB, 512 KB or 2097152 (bytes)"
+        low, high = (None if low is None else format_size(int(low)), None if high is None else format_size(int(high)))
+    else:
+        what = "a whole number" if kind == "int" else "a number"
+        low, high = (None if low is None else _number(low), None if high is None else _number(high))
+    span = (f" from {low} to {high}" if low is not None and high is not None else f" of {low} or more"
+            if low is not None else f" of at most {high}" if high is not None else "")
+    return what + span + (", or none (the calibrated value)" if kind.endswith("None") else "")
+
+
 def _parse(raw: str, kind: str, name: str):
+    """QA_<name>'s text as the field's type, within BOUNDS / CHOICES; InvalidSetting otherwise."""
+    var = f"QA_{name.upper()}"
+
+    def invalid():
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        return InvalidSetting(f"{var}={shown!r} is not valid: use {_expected(kind, name)}")
+
+    if kind == "bool":
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise invalid()
+    if name in CHOICES:
+        if raw.strip().lower() not in CHOICES[name]:
+            raise invalid()
+        return raw.strip().lower()
+    if kind not in ("int", "float", "float | None"):
+        return raw
+    if kind == "float | None" and raw.strip().lower() in ("", "none"):
+        return None
     try:
-        if kind == "bool":
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
         if kind == "int" and name.endswith("_bytes"):
-            return parse_size(raw)
-        if kind == "int":
-            return int(raw)
-        if kind in ("float", "float | None"):
-            if kind.endswith("None") and raw.strip().lower() in ("", "none"):
-                return None
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"QA_{name.upper()}={raw!r} is not a valid {kind}") from None
-    return raw
+            value = parse_size(raw)
+        elif kind == "int":
+            value = int(raw)
+        else:
+            value = float(raw)
+    except (ValueError, OverflowError):
+        raise invalid() from None
+    if not math.isfinite(value):
+        raise invalid()
+    low, high = BOUNDS.get(name, (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise invalid()
+    return value
+
+
+def _check_pairs(s: Settings, raws: dict[str, str]) -> None:
+    """Values that are each in range but do not go together; only when one of them came from a variable."""
+    pairs = [("chunk_overlap", "chunk_chars", s.chunk_overlap < s.chunk_chars, "smaller than"),
+             ("window_stride", "window_tokens", s.window_stride * 2 <= s.window_tokens, "at most half of")]
+    for name, other, ok, relation in pairs:
+        if not ok and (name in raws or other in raws):
+            var, value = (f"QA_{name.upper()}", raws[name]) if name in raws else (f"QA_{other.upper()}", raws[other])
+            raise InvalidSetting(f"{var}={value!r} is not valid: {name} ({getattr(s, name)}) must be {relation} "
+                                 f"{other} ({getattr(s, other)}); set QA_{name.upper()} and QA_{other.upper()} to match")

@@ -68,5 +68,10 @@ class SchemaMismatch(DatabaseError):
     """The database holds an index schema of another version of this package."""
 
 
+class InvalidSetting(QAError, ValueError):
+    """A QA_* environment variable that is not a valid value of its setting (a word for a number, a number
+    out of range): the message names the variable and what it accepts."""
+
+
 class DistributedError(QAError):
     """Ray cannot be used for indexing: not installed, no cluster at the address, or a worker failed."""

@@ -11,8 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from . import errors
@@ -40,7 +41,13 @@ def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, pr
                   ) -> tuple[StoredIndex | PostgresStore, UpdateReport]:
     """Read the articles folder and update the index under settings.index to match it.
     `locked`: the caller holds the index's writer lock; `db`: the PostgreSQL store when settings.store names one (else one is opened).
-    A writer reads the folder again once it holds the lock: what it saw while waiting may be stale."""
+    A writer reads the folder again once it holds the lock: what it saw while waiting may be stale.
+    The report's seconds are the whole of it: reading the folder (parsing its pages) included."""
+    started = time.perf_counter()
+
+    def timed(report: UpdateReport) -> UpdateReport:
+        return replace(report, seconds=time.perf_counter() - started)
+
     def read():
         articles, problems = load_articles(settings.articles, settings.max_article_bytes)
         if not articles:
@@ -53,22 +60,23 @@ def refresh_index(settings: Settings, embedder: Embedder, full: bool = False, pr
         db = db or PostgresStore(settings.store)
         with nullcontext() if locked else db.writer_lock(settings.lock_timeout):
             articles, skipped, reasons = read()
-            return db, db.update(articles, embedder, settings.chunk_chars, settings.chunk_overlap, full=full,
-                                 progress=progress, batch_size=settings.batch_size, locked=True,
-                                 skipped=skipped, reasons=reasons)
+            return db, timed(db.update(articles, embedder, settings.chunk_chars, settings.chunk_overlap, full=full,
+                                       progress=progress, batch_size=settings.batch_size, locked=True,
+                                       skipped=skipped, reasons=reasons))
     if not locked and not full:
         articles, skipped, reasons = read()
         live, report = check_current(settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap,
                                      skipped, reasons)
         if report is not None:
-            return live, report  # up to date: no lock, nothing written (a read-only index folder is fine)
+            return live, timed(report)  # up to date: no lock, nothing written (a read-only index folder is fine)
     with nullcontext() if locked else writer_lock(settings.index, settings.lock_timeout):
         articles, skipped, reasons = read()
-        return update_index(
+        stored, report = update_index(
             settings.index, articles, embedder, settings.chunk_chars, settings.chunk_overlap, settings.hnsw_above,
             full=full, skipped=skipped, progress=progress, batch_size=settings.batch_size, reasons=reasons,
             locked=True,
         )
+        return stored, timed(report)
 
 
 def refresh_index_in_child(settings: Settings, full: bool = False, locked: bool = False) -> UpdateReport:
@@ -89,13 +97,15 @@ def refresh_index_in_child(settings: Settings, full: bool = False, locked: bool 
     sys.stderr.write(done.stderr)  # the child's warnings, as if they were ours
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise RuntimeError(f"the indexing process ended with code {done.returncode} and no result"
-                           f"{': ' + done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}") from None
+    except (IndexError, ValueError):  # killed, or out of memory: the index is as it was (it switches atomically)
+        raise errors.StorageError(f"the indexing process ended with code {done.returncode} and no result"
+                                  f"{': ' + done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}",
+                                  public="the index could not be updated on the server; nothing was changed") from None
     if "error" in result:
         kind = getattr(errors, result["error"], None)
         if not (isinstance(kind, type) and issubclass(kind, errors.QAError)):
-            raise RuntimeError(f"the indexing process failed: {result['message']}")
+            raise errors.StorageError(f"the indexing process failed: {result['message']}",
+                                      public="the index could not be updated on the server; nothing was changed")
         raise kind(result["message"], public=result["public"])
     return UpdateReport(**result["report"])
 
@@ -116,5 +126,5 @@ def _child() -> None:
     except errors.QAError as err:
         result = {"error": type(err).__name__, "message": str(err), "public": err.public}
     except Exception as err:  # noqa: BLE001 - reported to the parent, which raises it
-        result = {"error": type(err).__name__, "message": f"{type(err).__name__}: {err}"}
+        result = {"error": type(err).__name__, "message": " ".join(f"{type(err).__name__}: {err}".split())}
     print(json.dumps(result), flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -77,8 +78,12 @@ def load_index(root: str | Path) -> StoredIndex | None:
     try:
         folder = root / pointer.read_text().strip()
         manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexCorrupt(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
+        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+            found = manifest.get("format_version") if isinstance(manifest, dict) else None
+            raise IndexCorrupt(f"index at {root} is unreadable: its format {found} is not {FORMAT_VERSION}")
+        problem = manifest_problem(manifest)
+        if problem:  # valid JSON of the wrong shape: as unreadable as a truncated file, rebuilt the same way
+            raise IndexCorrupt(f"index at {root} is unreadable: its manifest {problem}")
         with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh]
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)
@@ -86,8 +91,11 @@ def load_index(root: str | Path) -> StoredIndex | None:
     except IndexCorrupt:
         raise
     except Exception as err:  # truncated JSON, short .npy, bad FAISS file...: all mean "rebuild"
-        raise IndexCorrupt(f"index at {root} is unreadable: {err}") from err
-    n = sum(a["chunks"] for a in manifest["articles"].values())
+        raise IndexCorrupt(f"index at {root} is unreadable: {_one_line(err)}") from err
+    problem = chunks_problem(chunks, manifest["articles"])
+    if problem:
+        raise IndexCorrupt(f"index at {root} is inconsistent: {problem}")
+    n = len(chunks)
     if vectors.ndim != 2 or vectors.shape[1] != index.d:
         raise IndexCorrupt(f"index at {root} is inconsistent: vectors of shape {vectors.shape}, "
                            f"FAISS of dimension {index.d}")
@@ -95,6 +103,59 @@ def load_index(root: str | Path) -> StoredIndex | None:
         raise IndexCorrupt(f"index at {root} is inconsistent: {len(chunks)} passages, {len(vectors)} vectors, "
                            f"{index.ntotal} in FAISS, {n} in the manifest")
     return StoredIndex(manifest, chunks, vectors, index, folder)
+
+
+_ENTRY_FIELDS = {"sha256": str, "title": str, "source": str, "published": (str, type(None)), "chunks": int,
+                 "author": (str, type(None)), "site": (str, type(None)), "url": (str, type(None))}
+_REQUIRED = ("sha256", "title", "source", "chunks")
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What makes a manifest (valid JSON) other than the structure save_index writes, or None: every key
+    a reader or writer looks up is there, of its type; each article entry is an ArticleEntry."""
+    if not isinstance(manifest.get("embedder"), str):
+        return "names no embedder"
+    if not isinstance(manifest.get("chunking"), dict):
+        return "has no chunking settings"
+    if not isinstance(manifest.get("previous"), (str, type(None))):
+        return "names its previous version wrongly"
+    articles = manifest.get("articles")
+    if not isinstance(articles, dict):
+        return f"holds its articles as {type(articles).__name__}, not an object"
+    for article_id, entry in articles.items():
+        if not isinstance(entry, dict):
+            return f"has an entry for {article_id!r} that is {type(entry).__name__}, not an object"
+        for key in _REQUIRED:
+            if key not in entry:
+                return f"has an entry for {article_id!r} without {key!r}"
+        for key, value in entry.items():
+            kind = _ENTRY_FIELDS.get(key)
+            if kind is None:
+                return f"has an entry for {article_id!r} with an unknown field {key!r}"
+            if not isinstance(value, kind) or isinstance(value, bool) or (key == "chunks" and value < 0):
+                return f"has an entry for {article_id!r} whose {key!r} is {value!r}"
+    return None
+
+
+def chunks_problem(chunks: list[Chunk], articles: dict[str, dict]) -> str | None:
+    """Passages of the wrong types, or not as many per article as the manifest says; None when right."""
+    counts: dict[str, int] = {}
+    for c in chunks:
+        if not (isinstance(c.article_id, str) and isinstance(c.text, str) and type(c.start) is int
+                and type(c.end) is int):
+            return f"a passage of the wrong types ({c.article_id!r}, {c.start!r}, {c.end!r})"
+        counts[c.article_id] = counts.get(c.article_id, 0) + 1
+    expected = {a: e["chunks"] for a, e in articles.items() if e["chunks"]}
+    if counts != expected:
+        wrong = next(a for a in sorted(set(counts) | set(expected)) if counts.get(a, 0) != expected.get(a, 0))
+        return (f"{counts.get(wrong, 0)} passages of {wrong!r} in chunks.jsonl, {expected.get(wrong, 0)} in "
+                "the manifest")
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 _quiet_holders: set[int] = set()
@@ -120,10 +181,7 @@ def writer_lock(root: str | Path, timeout: float = 600.0):
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            try:
-                holder = (root / HOLDER_FILE).read_text().strip()
-            except OSError:
-                holder = "another writer"
+            holder = read_holder(root)
             # another process: say so; another thread of this one (the chat's add and its watcher), or
             # the chat whose indexing child this is: routine
             ours = (f"process {os.getpid()} ", *(f"process {pid} " for pid in _quiet_holders))
@@ -137,17 +195,42 @@ def writer_lock(root: str | Path, timeout: float = 600.0):
     except OSError as err:
         raise _storage_error(root, err) from None
     try:
-        try:
-            (root / HOLDER_FILE).write_text(f"process {os.getpid()} (thread {threading.current_thread().name})\n")
-        except OSError:
-            pass  # only used for the message
+        write_holder(root)
         yield
     finally:
         lock.release()
 
 
+_HOLDER = re.compile(r"process \d+ \(thread [^\n]*\)\n")
+
+
+def write_holder(root: Path) -> None:
+    """Who holds the lock, for the waiting message only: written beside the file and renamed over it,
+    so that a waiting writer never reads it half written."""
+    tmp = root / f".CURRENT-holder-{uuid.uuid4().hex[:8]}"   # a name clean_up removes if we die here
+    try:
+        tmp.write_text(f"process {os.getpid()} (thread {threading.current_thread().name})\n")
+        os.replace(tmp, root / HOLDER_FILE)
+    except OSError:  # only used for the message
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def read_holder(root: Path) -> str:
+    """"process N (thread T)" of the lock's holder; "another process" when the file is missing, empty or
+    only partly written (by a version that wrote it in place)."""
+    try:
+        text = (root / HOLDER_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return "another process"
+    return text.strip() if _HOLDER.fullmatch(text) else "another process"
+
+
 def _storage_error(root: Path, err: OSError) -> StorageError:
-    return StorageError(f"cannot write the index in {root}: {err.strerror or err}",
+    what = f" ({Path(err.filename).name})" if isinstance(err.filename, str) and err.strerror else ""
+    return StorageError(f"cannot write the index in {root}: {_one_line(err.strerror or err)}{what}",
                         public="the index could not be written on the server; nothing was changed")
 
 
@@ -162,18 +245,25 @@ def save_index(root: str | Path, stored: StoredIndex) -> Path:
     stored.manifest["previous"] = previous  # the clean-up keeps it: a reader may still be loading it
     tmp = root / f".tmp-{name}"
     tmp.mkdir()
+    step = tmp / "chunks.jsonl"   # the file being written, named in the error (a full disk, a size limit)
     try:
-        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+        with open(step, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in stored.chunks)
-        np.save(tmp / "vectors.npy", stored.vectors, allow_pickle=False)
-        faiss.write_index(stored.faiss_index, str(tmp / "passages.faiss"))
-        (tmp / "manifest.json").write_text(json.dumps(stored.manifest, indent=2, ensure_ascii=False))
+        step = tmp / "vectors.npy"
+        np.save(step, stored.vectors, allow_pickle=False)
+        step = tmp / "passages.faiss"
+        write_faiss(stored.faiss_index, step)
+        step = tmp / "manifest.json"
+        step.write_text(json.dumps(stored.manifest, indent=2, ensure_ascii=False))
         for f in tmp.iterdir():
+            step = f
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         tmp.rename(root / name)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(step)
         raise
     pointer_tmp = root / f".CURRENT-{uuid.uuid4().hex[:8]}"
     try:
@@ -186,6 +276,17 @@ def save_index(root: str | Path, stored: StoredIndex) -> Path:
     stored.path = root / name
     clean_up(root, keep={name, previous})
     return stored.path
+
+
+def write_faiss(index: faiss.Index, path: Path) -> None:
+    """faiss.write_index(index, path) raises a RuntimeError when a write fails in the middle, and when the
+    last, buffered part fails (a full disk, a file size limit) it only prints to stderr and leaves a short
+    file. Streamed through a Python file instead, every failed write is an OSError (with its errno)."""
+    with open(path, "wb") as fh:
+        try:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
+        except RuntimeError as err:   # FAISS's own failure (the OSError of fh.write comes through as itself)
+            raise OSError(f"FAISS could not write {path.name}: {_one_line(err)}") from None
 
 
 def clean_up(root: Path, keep: set[str | None]) -> list[str]:

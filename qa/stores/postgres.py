@@ -30,7 +30,7 @@ import numpy as np
 
 from ..chunking import Chunk, chunk_article
 from ..embedding import Embedder
-from ..errors import DatabaseError, IndexBusy, SchemaMismatch
+from ..errors import DatabaseError, IndexBusy, SchemaMismatch, StorageError
 from ..sources.files import Article
 from .base import ArticleEntry, Hit, UpdateReport, chunking_settings, plan_changes
 
@@ -241,6 +241,12 @@ class PostgresStore:
             raise DatabaseError(f"a postgresql:// store needs the postgres extra: pip install 'article-qa[postgres]' "
                                 f"({err.name} is missing)") from None
         self.url, self.where, self.read_only = url, describe_url(url), read_only
+        # the pool's own warnings (a broken connection discarded, each reconnection attempt, several lines
+        # each) would follow the one-line error this store raises when the server goes away: errors only,
+        # unless the application has set that logger's level itself
+        pool_log = logging.getLogger("psycopg.pool")
+        if pool_log.level == logging.NOTSET:
+            pool_log.setLevel(logging.ERROR)
         self._psycopg = psycopg
         # what a serving process keeps between questions, valid while qa_corpus.generation stays put:
         # (generation, the manifest) and (generation, article id -> its passages)
@@ -328,8 +334,26 @@ class PostgresStore:
             raise SchemaMismatch(f"the index in {self.where} has schema version {version}; {todo}")
 
     # -- reading the manifest ----------------------------------------------------------------------
+    @contextmanager
+    def _reading(self, what: str):
+        """A connection of the pool for a read; the server gone away (or never reached) is DatabaseError,
+        in one line, not psycopg's own error."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except self._psycopg.Error as err:
+            raise DatabaseError(f"cannot read {what} from PostgreSQL at {self.where}: {_first_line(err)}",
+                                public="the database is unavailable") from None
+
+    def _lost(self, step: str, err: Exception) -> StorageError:
+        """An update cut short by the server (gone away, restarted, out of disk): what failed, and that the
+        next `qa index` completes it (what was committed is whole, article by article)."""
+        return StorageError(f"the PostgreSQL server at {self.where} failed while {step}: {_first_line(err)}; "
+                            "run `qa index` again to complete the update",
+                            public="the index could not be updated in the database; try again in a minute")
+
     def meta(self) -> dict:
-        with self.pool.connection() as conn:
+        with self._reading("the index settings") as conn:
             return dict(conn.execute("SELECT key, value FROM qa_meta").fetchall())
 
     @property
@@ -337,7 +361,7 @@ class PostgresStore:
         """id -> manifest entry. Read again only when an article changed since (one small statement
         checks the generation, and brings the manifest when it moved)."""
         known = self._manifest
-        with self.pool.connection() as conn:
+        with self._reading("the manifest") as conn:
             generation, manifest = conn.execute(
                 "SELECT generation, CASE WHEN generation IS DISTINCT FROM %s THEN "
                 "(SELECT json_object_agg(id, entry ORDER BY id) FROM qa_articles) END FROM qa_corpus",
@@ -350,7 +374,7 @@ class PostgresStore:
     def chunks_of(self, article_id: str) -> list[Chunk]:
         """An article's passages in order; kept per process until an article changes."""
         generation, cached = self._chunks
-        with self.pool.connection() as conn:
+        with self._reading(f"the passages of {article_id!r}") as conn:
             now = conn.execute("SELECT generation FROM qa_corpus").fetchone()[0]
             if now == generation and article_id in cached:
                 return list(cached[article_id])
@@ -368,7 +392,7 @@ class PostgresStore:
     def article_texts(self) -> dict[str, tuple[str, str]]:
         """id -> (sha256, the text its passages cover), for finding near-duplicate articles."""
         texts: dict[str, tuple[str, str]] = {}
-        with self.pool.connection() as conn:
+        with self._reading("the articles' passages") as conn:
             rows = conn.execute("SELECT a.id, a.sha256, string_agg(p.text, E'\\n' ORDER BY p.start_char) "
                                 "FROM qa_articles a JOIN qa_passages p ON p.article_id = a.id GROUP BY a.id, a.sha256")
             for article_id, sha, text in rows:
@@ -377,7 +401,7 @@ class PostgresStore:
 
     @property
     def size(self) -> int:
-        with self.pool.connection() as conn:
+        with self._reading("the number of passages") as conn:
             return conn.execute("SELECT passages FROM qa_corpus").fetchone()[0]
 
     # -- searching ---------------------------------------------------------------------------------
@@ -385,7 +409,7 @@ class PostgresStore:
         """Per query vector: the `depth` nearest passages by inner product (HNSW), leaving out articles.
         One statement each: the session's hnsw settings are set when the pool opens the connection."""
         out = []
-        with self.pool.connection() as conn:
+        with self._reading("the nearest passages") as conn:
             wider = depth > EF_SEARCH
             with conn.transaction() if wider else nullcontext():
                 if wider:
@@ -403,7 +427,7 @@ class PostgresStore:
         if not any(tokens):
             return [[] for _ in queries]
         out = []
-        with self.pool.connection() as conn:
+        with self._reading("the keyword search's passages") as conn:
             for q_tokens, v, left_out in zip(tokens, vectors, exclude):
                 if not q_tokens:
                     out.append([])
@@ -421,21 +445,31 @@ class PostgresStore:
         """One writer at a time, across processes and machines: a session advisory lock."""
         if self.read_only:
             raise DatabaseError(f"this store ({self.where}) is read-only")
-        with self.pool.connection() as conn:  # autocommit: no transaction (and no snapshot) kept open for the update's length
-            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
-                log.warning("the index in %s is being updated by another writer; waiting for it (up to %.0f s)",
-                            self.where, timeout)
-                deadline = time.monotonic() + timeout
-                while not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
-                    if time.monotonic() > deadline:
-                        raise IndexBusy(f"the index in {self.where} is still being updated by another writer "
-                                        f"after {timeout:.0f} s (QA_LOCK_TIMEOUT); try again later",
-                                        public="the index is being updated by someone else; try again in a minute")
-                    time.sleep(0.25)
-            try:
-                yield
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK_KEY,))
+        held = False   # past this point a psycopg error is the caller's (its own update converts it)
+        try:
+            with self.pool.connection() as conn:  # autocommit: no transaction (and no snapshot) kept open for the update's length
+                if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
+                    log.warning("the index in %s is being updated by another writer; waiting for it (up to %.0f s)",
+                                self.where, timeout)
+                    deadline = time.monotonic() + timeout
+                    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
+                        if time.monotonic() > deadline:
+                            raise IndexBusy(f"the index in {self.where} is still being updated by another writer "
+                                            f"after {timeout:.0f} s (QA_LOCK_TIMEOUT); try again later",
+                                            public="the index is being updated by someone else; try again in a minute")
+                        time.sleep(0.25)
+                held = True
+                try:
+                    yield
+                finally:
+                    try:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK_KEY,))
+                    except self._psycopg.Error:  # the session is gone, and its advisory lock with it
+                        pass
+        except self._psycopg.Error as err:
+            if held:
+                raise
+            raise self._lost("taking the writer lock", err) from None
 
     def update(self, articles: list[Article], embedder: Embedder, chunk_chars: int, chunk_overlap: int,
                full: bool = False, progress: bool = False, batch_size: int = 32, locked: bool = False,
@@ -445,55 +479,77 @@ class PostgresStore:
         and written, each in one transaction (delete + insert); removed ones deleted. A different
         embedder or chunking (or `full`) rewrites everything in one transaction."""
         started = time.perf_counter()
-        with self.writer_lock(lock_timeout) if not locked else nullcontext():
-            meta = self.meta()
-            settings = chunking_settings(chunk_chars, chunk_overlap)
-            full = full or meta.get("embedder") != embedder.id or meta.get("chunking") != settings
-            plan = plan_changes({i: e["sha256"] for i, e in self.articles.items()}, articles, full)
-            todo = [a for a in articles if a.id in plan.to_embed]
-            if not todo and not plan.removed:  # nothing changed: write nothing
-                return UpdateReport(added=[], changed=[], removed=[], unchanged=plan.unchanged, skipped=skipped or [],
-                                    reasons=reasons or {}, chunks_total=self.size,
-                                    seconds=time.perf_counter() - started)
-            chunks = {a.id: chunk_article(a, chunk_chars, chunk_overlap) for a in todo}
-            texts = [c.text for a in todo for c in chunks[a.id]]
-            vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
-            with self.pool.connection() as conn:
-                if full:
-                    with conn.transaction():  # everything or nothing
-                        # the HNSW graph and the term indexes are built once after the rows are in: much
-                        # faster than row by row. (Readers wait for the commit: DROP INDEX locks the tables.)
-                        conn.execute("DROP INDEX IF EXISTS qa_passages_hnsw")
-                        conn.execute("TRUNCATE qa_terms, qa_vocab")  # at once (else: the delete triggers' work)
-                        for name in TERMS_INDEXES:
-                            conn.execute(f"DROP INDEX IF EXISTS {name}")
-                        self._set_dimension(conn, embedder.dim)
-                        conn.execute("DELETE FROM qa_articles")
-                        self._insert(conn, todo, chunks, vectors, True)
-                        conn.execute(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'")
-                        for statement in TERMS_INDEXES.values():
-                            conn.execute(statement)
-                        conn.execute(HNSW_INDEX)
-                        self._set_meta(conn, embedder, settings)
-                    conn.execute("ANALYZE qa_passages, qa_terms, qa_vocab")  # fresh statistics for the planner
-                else:
-                    row = 0
-                    for article in todo:  # same embedder as the rows already there (else `full`): same dimension
-                        n = len(chunks[article.id])
-                        with conn.transaction():  # one article at a time: a question sees it whole or not at all
-                            # its passages go by cascade, their terms and the corpus figures by trigger
-                            conn.execute("DELETE FROM qa_articles WHERE id = %s", (article.id,))
-                            self._insert(conn, [article], chunks, vectors[row: row + n])
-                        row += n
-                    if plan.removed:
-                        with conn.transaction():
-                            conn.execute("DELETE FROM qa_articles WHERE id = ANY(%s)", (plan.removed,))
-                    with conn.transaction():
-                        self._set_meta(conn, embedder, settings)
-                total = conn.execute("SELECT passages FROM qa_corpus").fetchone()[0]
+        where = ["reading the index's manifest"]   # what the update is doing, for the message if the server goes away
+        try:
+            with self.writer_lock(lock_timeout) if not locked else nullcontext():
+                with self.pool.connection() as conn:
+                    meta = dict(conn.execute("SELECT key, value FROM qa_meta").fetchall())
+                    indexed = dict(conn.execute("SELECT id, sha256 FROM qa_articles").fetchall())
+                settings = chunking_settings(chunk_chars, chunk_overlap)
+                full = full or meta.get("embedder") != embedder.id or meta.get("chunking") != settings
+                plan = plan_changes(indexed, articles, full)
+                todo = [a for a in articles if a.id in plan.to_embed]
+                if not todo and not plan.removed:  # nothing changed: write nothing
+                    where[0] = "counting the passages"
+                    with self.pool.connection() as conn:
+                        total = conn.execute("SELECT passages FROM qa_corpus").fetchone()[0]
+                    return UpdateReport(added=[], changed=[], removed=[], unchanged=plan.unchanged,
+                                        skipped=skipped or [], reasons=reasons or {}, chunks_total=total,
+                                        seconds=time.perf_counter() - started)
+                chunks = {a.id: chunk_article(a, chunk_chars, chunk_overlap) for a in todo}
+                texts = [c.text for a in todo for c in chunks[a.id]]
+                vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
+                total = self._write(plan, todo, chunks, vectors, embedder, settings, full, where)
+        except self._psycopg.Error as err:
+            raise self._lost(where[0], err) from None
         return UpdateReport(added=plan.added, changed=plan.changed, removed=plan.removed, unchanged=plan.unchanged,
                             skipped=skipped or [], reasons=reasons or {}, chunks_embedded=len(texts),
                             chunks_total=total, full_rebuild=full, seconds=time.perf_counter() - started)
+
+    def _write(self, plan, todo: list[Article], chunks: dict[str, list[Chunk]], vectors: np.ndarray,
+               embedder: Embedder, settings: dict, full: bool, where: list[str]) -> int:
+        """The rows of an update: everything in one transaction (`full`), else an article a transaction,
+        then the removals and the settings. Returns the passages in all. `where[0]` says what it is doing."""
+        with self.pool.connection() as conn:
+            if full:
+                where[0] = f"rebuilding the index ({len(todo)} articles, in one transaction: nothing was changed)"
+                with conn.transaction():  # everything or nothing
+                    # the HNSW graph and the term indexes are built once after the rows are in: much
+                    # faster than row by row. (Readers wait for the commit: DROP INDEX locks the tables.)
+                    conn.execute("DROP INDEX IF EXISTS qa_passages_hnsw")
+                    conn.execute("TRUNCATE qa_terms, qa_vocab")  # at once (else: the delete triggers' work)
+                    for name in TERMS_INDEXES:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    self._set_dimension(conn, embedder.dim)
+                    conn.execute("DELETE FROM qa_articles")
+                    self._insert(conn, todo, chunks, vectors, True)
+                    conn.execute(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'")
+                    for statement in TERMS_INDEXES.values():
+                        conn.execute(statement)
+                    conn.execute(HNSW_INDEX)
+                    self._set_meta(conn, embedder, settings)
+                where[0] = "updating the planner's statistics (the rebuild was committed)"
+                conn.execute("ANALYZE qa_passages, qa_terms, qa_vocab")  # fresh statistics for the planner
+            else:
+                row = 0
+                for done, article in enumerate(todo):  # same embedder as the rows already there (else `full`): same dimension
+                    where[0] = (f"writing article {article.id!r} ({done} of {len(todo)} new or changed articles "
+                                "committed before it)")
+                    n = len(chunks[article.id])
+                    with conn.transaction():  # one article at a time: a question sees it whole or not at all
+                        # its passages go by cascade, their terms and the corpus figures by trigger
+                        conn.execute("DELETE FROM qa_articles WHERE id = %s", (article.id,))
+                        self._insert(conn, [article], chunks, vectors[row: row + n])
+                    row += n
+                if plan.removed:
+                    where[0] = f"removing {len(plan.removed)} article(s) (every new or changed one was committed)"
+                    with conn.transaction():
+                        conn.execute("DELETE FROM qa_articles WHERE id = ANY(%s)", (plan.removed,))
+                where[0] = "recording the embedder and chunking (every article was committed)"
+                with conn.transaction():
+                    self._set_meta(conn, embedder, settings)
+            where[0] = "counting the passages (the update was committed)"
+            return conn.execute("SELECT passages FROM qa_corpus").fetchone()[0]
 
     @staticmethod
     def _set_dimension(conn, dim: int) -> None:
