@@ -15,10 +15,18 @@ from qa.web.edge import login_check
 from qa.web.page import build_app, is_loopback, launch_options, plural
 
 
+def _port(raw: str) -> int:
+    """A TCP port, from --port or QA_PORT (argparse turns the ValueError into one line and exit 2)."""
+    port = int(raw)
+    if not 1 <= port <= 65535:
+        raise ValueError(raw)
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start the web chat over the articles.")
     parser.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"), help="[default: 127.0.0.1, or QA_HOST]")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")), help="[default: 7860, or QA_PORT]")
+    parser.add_argument("--port", type=_port, default=os.environ.get("QA_PORT", "7860"), help="[default: 7860, or QA_PORT]")
     parser.add_argument("--articles", help="articles folder [default: seeds, or QA_ARTICLES]")
     parser.add_argument("--index", help="index folder [default: index, or QA_INDEX]")
     parser.add_argument("--store", help="a postgresql:// URL (or a folder) holding the index [default: QA_STORE, else --index]")

@@ -442,3 +442,10 @@ def test_examples_the_chat_cannot_answer_are_left_out(tmp_path):
     assert chat_app.example_questions(qa) == ["Who directed the film?", "Who is the lead actor?",
                                               "What did South Korea launch?"]
     assert chat_app.example_questions(qa) and len(asked) == 4  # asked once, remembered
+
+
+def test_a_wrong_port_is_one_line_not_a_traceback():
+    env = {**os.environ, "QA_PORT": "abc"}
+    run = subprocess.run([sys.executable, "app.py"], cwd=launcher.__file__.rsplit("/", 1)[0], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "--port" in run.stderr, run.stderr[-2000:]
