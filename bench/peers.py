@@ -9,7 +9,20 @@ reader weights (models/reader) and embedder folder (all-MiniLM-L6-v2 from gt-all
 The peers run in their own virtual environment (bench/peers_setup.sh), each in a subprocess of this
 script, one after the other, never at the same time as ours; nothing is downloaded (HF_HUB_OFFLINE=1).
 
+Two question sets: the seed article's (tests/data/seed_questions.json, the default), or the Wikinews dev
+set (--set wikinews): a folder of its reports (--reports 1-16: decide on 1-16, report 17-32) plus the
+seed article, every system given the same passages of that folder and the same questions, scored with
+`qa eval`'s Wikinews rows (qa/training/evaluate.py wikinews_rows: fact EM/F1, list items found / wrong,
+abstention by kind, p50/p90).
+
+A peer abstains when its answer is None. Haystack's reader always adds a no-answer candidate whose
+score is the product of (1 - score) over its top_k answers (here top_k=1: 1 - the best span's score,
+sigmoid(0.1 x (start + end logit))), and the no-answer wins when it scores highest: Haystack abstains
+when the best span's summed logits are below 0; the model's own no-answer (CLS) logit is not used.
+txtai's Questions pipeline never abstains.
+
     python bench/peers.py [--venv /work/peers-venv] [--repeat 3] [--json]
+    python bench/peers.py --set wikinews --reports 1-16 --peers haystack --repeat 1 [--json]
 """
 from __future__ import annotations
 
@@ -36,7 +49,7 @@ def timed(ask, questions: list[str], repeat: int) -> tuple[dict, list[float]]:
     """Each question asked `repeat` times after one warm-up; answer (or error text) from the first round."""
     try:
         ask(questions[0])  # warm-up
-    except Exception:  # noqa: BLE001, S110 - a peer raising here is counted in the timed rounds
+    except Exception:
         pass
     answers: dict = {}
     times: list[float] = []
@@ -44,8 +57,9 @@ def timed(ask, questions: list[str], repeat: int) -> tuple[dict, list[float]]:
         for q in questions:
             t0 = time.perf_counter()
             try:
-                got = {"text": ask(q)}
-            except Exception as err:  # noqa: BLE001 - a peer that raises is counted, not hidden
+                got = ask(q)   # the text (None: abstained), or {"text", "items"}
+                got = got if isinstance(got, dict) else {"text": got}
+            except Exception as err:
                 got = {"error": f"{type(err).__name__}: {err}"[:300]}
             times.append(time.perf_counter() - t0)
             if round_ == 0:
@@ -151,22 +165,76 @@ def score(result: dict, seeds: dict) -> dict:
     }
 
 
-def ours(seeds: dict, questions: list[str], repeat: int, work: Path) -> tuple[dict, dict]:
+def ours(seeds: dict, questions: list[str], repeat: int, work: Path, wikinews: list | None = None) -> tuple[dict, dict]:
+    """Ours on a copy of seeds/, or (`wikinews`: its selected examples) on a folder of those reports
+    and the seed article; also the passages, questions and model folders handed to the peers."""
     import shutil
 
     sys.path.insert(0, str(ROOT))
     from qa import QA, Settings
     from qa.embedding import shipped_embedder_path
 
-    shutil.copytree(ROOT / "seeds", work / "articles")
+    if wikinews is None:
+        shutil.copytree(ROOT / "seeds", work / "articles")
+    else:
+        from qa.training.evaluate import SEED_ARTICLE, write_reports
+
+        (work / "articles").mkdir()
+        write_reports(wikinews, work / "articles", (SEED_ARTICLE,))
     qa = QA(settings=Settings.from_env(articles=work / "articles", index=work / "index"))
     data = {
         "passages": [{"text": c.text, "article": c.article_id} for c in qa.live._search.stored.chunks],
         "questions": questions, "reader": str(Path(qa.settings.reader_path).resolve()),
         "embedder": str(shipped_embedder_path()),
     }
-    answers, times = timed(lambda q: qa.answer(q).text, questions, repeat)
+
+    def ask(q: str):
+        from qa.training.evaluate import given_items
+
+        a = qa.answer(q)
+        if wikinews is None:
+            return a.text
+        return {"text": a.text, "items": given_items(a.text, getattr(a, "items", ())), "score": a.score,
+                "article": a.article}
+
+    answers, times = timed(ask, questions, repeat)
     return {"answers": answers, "times": times, "runtime": qa.reader.runtime}, data
+
+
+def score_wikinews(result: dict, examples: list) -> dict:
+    """`qa eval`'s Wikinews rows for one system's answers, and its answer to each question."""
+    from qa.training.evaluate import given_items, per_question, wikinews_rows
+
+    records = []
+    for ex in examples:
+        got = result["answers"].get(ex.question, {"error": "missing"})
+        record = {"example": ex, "text": got.get("text"), "items": got.get("items") or given_items(got.get("text"))}
+        record.update({k: got[k] for k in ("error", "score", "article") if k in got})
+        records.append(record)
+    rows = wikinews_rows(records, result["times"])
+    rows["error_examples"] = sorted({r["error"] for r in records if "error" in r})[:3]
+    rows["questions"] = [per_question(r) for r in records]
+    return rows
+
+
+def print_wikinews(rows: dict[str, dict], header: str) -> None:
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    print(header)
+    print(f"{'system':24} {'p50 s':>7} {'p90 s':>7} {'fact EM':>7} {'F1':>6} {'abst.ans':>8} {'abst.unans':>10} "
+          f"{'items found':>11} {'wrong':>6} {'(in span)':>11} {'errors':>6}")
+    for name, r in rows.items():
+        if "failed" in r:
+            print(f"{name:24} FAILED: {r['failed']}")
+            continue
+        lists = r["list"]
+        print(f"{name:24} {r['p50_s']:7.3f} {r['p90_s']:7.3f} {r['fact']['exact_match']:7.1f} {r['fact']['f1']:6.1f} "
+              f"{pct(r['abstain_rate_answerable']):>8} {pct(r['abstain_rate_unanswerable']):>10} "
+              f"{pct(lists['items_found']):>11} {pct(lists['items_wrong']):>6} "
+              f"{pct(lists['items_found_contained']) + '/' + pct(lists['items_wrong_contained']):>11} {r['errors']:6d}")
+        for e in r["error_examples"]:
+            print(f"{'':24} error: {e}")
 
 
 def main() -> int:
@@ -177,6 +245,12 @@ def main() -> int:
     parser.add_argument("--peer", help=argparse.SUPPRESS)   # internal: run one peer, in the peers' venv
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per peer")
+    parser.add_argument("--set", dest="question_set", choices=("seed", "wikinews"), default="seed",
+                        help="the seed article's questions, or the Wikinews dev set over a folder of its reports")
+    parser.add_argument("--wikinews", default=str(ROOT.parent / "shared" / "data" / "qa" / "wikinews-dev.json"),
+                        help="the Wikinews dev set (--set wikinews)")
+    parser.add_argument("--reports", help="--set wikinews: reports FIRST-LAST only (1-16 to decide, 17-32 to report)")
+    parser.add_argument("--peers", default="haystack,txtai", help="comma-separated: haystack, txtai")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -184,17 +258,33 @@ def main() -> int:
         print(json.dumps(run_peer(args.peer, args.data, args.repeat)))
         return 0
 
-    seeds = json.loads(QUESTIONS.read_text())
-    questions = [q["question"] for q in seeds["answerable"]] + seeds["unanswerable"]
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := set(peers) - {"haystack", "txtai"}:
+        parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
+    examples = None
+    if args.question_set == "wikinews":
+        sys.path.insert(0, str(ROOT))
+        from qa.training.evaluate import in_reports, parse_reports
+        from qa.training.squad import read_squad
+
+        reports = parse_reports(args.reports) if args.reports else None
+        examples = [e for e in read_squad(args.wikinews) if in_reports(e, reports)]
+        seeds = {}
+        questions = list(dict.fromkeys(e.question for e in examples))
+        score_of = lambda result: score_wikinews(result, examples)
+    else:
+        seeds = json.loads(QUESTIONS.read_text())
+        questions = [q["question"] for q in seeds["answerable"]] + seeds["unanswerable"]
+        score_of = lambda result: score(result, seeds)
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        mine, data = ours(seeds, questions, args.repeat, Path(tmp))
-        rows[f"ours ({mine['runtime']})"] = score(mine, seeds)
+        mine, data = ours(seeds, questions, args.repeat, Path(tmp), examples)
+        rows[f"ours ({mine['runtime']})"] = score_of(mine)
         data_file = Path(tmp) / "data.json"
         data_file.write_text(json.dumps(data))
         python = Path(args.venv) / "bin" / "python"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        for peer in ("haystack", "txtai"):
+        for peer in peers:
             if not python.exists():
                 rows[peer] = {"failed": f"no peers venv at {args.venv}: run bash bench/peers_setup.sh"}
                 continue
@@ -209,9 +299,14 @@ def main() -> int:
                 rows[peer] = {"failed": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:300]}
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            rows[f"{peer} {result['version']}"] = score(result, seeds)
+            rows[f"{peer} {result['version']}"] = score_of(result)
     if args.json:
         print(json.dumps(rows))
+        return 0
+    if examples is not None:
+        print_wikinews(rows, f"{Path(args.wikinews).name}, reports {args.reports or 'all'}: {len(questions)} questions, "
+                             f"each asked {args.repeat}x; {len(data['passages'])} passages of "
+                             f"{len({p['article'] for p in data['passages']})} articles; same reader and embedder folders")
         return 0
     print(f"{len(questions)} seed questions ({len(seeds['answerable'])} answerable), each asked {args.repeat}x; "
           f"{len(data['passages'])} passages; same reader and embedder folders")

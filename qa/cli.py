@@ -117,58 +117,125 @@ def ask(question: str, articles: ArticlesOpt = None, index: IndexOpt = None, sto
 
 
 @app.command("eval")
-def eval_(file: Path, mode: Annotated[str, typer.Option("--mode", help="reader | open")] = "reader",
+def eval_(file: Path, mode: Annotated[Optional[str], typer.Option("--mode", help="reader | open | wikinews (default: wikinews for a file whose questions have a `kind`, the Wikinews dev set; else reader)")] = None,
           reader: ReaderOpt = None, limit: Annotated[Optional[int], typer.Option(help="first N questions only")] = None,
-          k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages read per question (open mode)")] = None,
-          aggregation: Annotated[Optional[bool], typer.Option(help="open mode: judge answers by the fitted aggregation, or by the span gap alone [default: QA_AGGREGATE, off]")] = None,
+          k: Annotated[Optional[int], typer.Option("--k", min=1, help="passages read per question (open and wikinews modes)")] = None,
+          aggregation: Annotated[Optional[bool], typer.Option(help="open and wikinews modes: judge answers by the fitted aggregation, or by the span gap alone [default: QA_AGGREGATE, off]")] = None,
           store: Annotated[Optional[str], typer.Option("--store", help="open mode: a postgresql:// URL to index into (its index is REPLACED) [default: a temporary embedded store]")] = None,
+          reports: Annotated[Optional[str], typer.Option("--reports", help="wikinews mode: ask the questions of reports FIRST-LAST only (decide on 1-16, report 17-32); the folder holds those reports")] = None,
+          all_reports: Annotated[bool, typer.Option("--all-reports", help="wikinews mode: the folder holds every report of the file, whatever --reports asks")] = False,
           json_out: JsonOpt = False):
-    """EM/F1 on a SQuAD-format file: the reader on gold paragraphs, or open retrieval over all paragraphs."""
-    from .embedding import Embedder
-    from .training.evaluate import evaluate_open, evaluate_reader
-    from .reader import Reader
+    """EM/F1 on a SQuAD-format file: the reader on gold paragraphs, open retrieval over all paragraphs, or
+    (wikinews) a folder of the Wikinews reports and the seed article asked through the real pipeline."""
+    from dataclasses import replace
 
-    if mode not in ("reader", "open"):
-        _fail(ValueError(f"--mode must be reader or open, not {mode!r}"))
+    from .embedding import Embedder
+    from .reader import Reader
+    from .training.evaluate import (
+        evaluate_open,
+        evaluate_reader,
+        evaluate_wikinews,
+        parse_reports,
+    )
+    from .training.squad import has_kinds, read_squad
+
+    if mode not in (None, "reader", "open", "wikinews"):
+        _fail(ValueError(f"--mode must be reader, open or wikinews, not {mode!r}"))
     if not file.is_file():
         _fail(FileNotFoundError(f"no such file: {file}"))
+    try:
+        mode = mode or ("wikinews" if has_kinds(read_squad(file)) else "reader")
+        selected = parse_reports(reports) if reports else None
+    except ValueError as err:
+        _fail(err)
+    if mode != "wikinews" and (reports or all_reports):
+        _fail(ValueError("--reports and --all-reports go with the wikinews mode"))
+    if mode == "wikinews" and store:
+        _fail(ValueError("--store goes with the open mode"))
     s = Settings.from_env(reader=reader, top_k=k, store=store or "")  # never QA_STORE: the eval replaces the index
     r = Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
     try:
         if mode == "reader":
             result = evaluate_reader(str(file), r, s.no_answer_threshold, limit, progress=not json_out)
-        else:
+        elif mode == "open":
             result = evaluate_open(str(file), s, Embedder(s.embedder), r, limit, progress=not json_out,
                                    aggregate=s.aggregate if aggregation is None else aggregation)
+        else:
+            s = replace(s, aggregate=s.aggregate if aggregation is None else aggregation)
+            result = evaluate_wikinews(str(file), s, Embedder(s.embedder, s.runtime, s.runtime_cache or None), r,
+                                       selected, limit, progress=not json_out, all_reports=all_reports)
     except (QAError, ValueError) as err:
         _fail(err)
     if json_out:
         typer.echo(json.dumps(result))
         return
+    if mode == "wikinews":
+        _print_wikinews(result)
+        return
     for key, value in result.items():
         typer.echo(f"{key:>30}: {value:.3f}" if isinstance(value, float) else f"{key:>30}: {value}")
+
+
+def _print_wikinews(result: dict) -> None:
+    """The Wikinews rows as a short table (--json has every question too)."""
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    fact, lists, no = result["fact"], result["list"], result["unanswerable"]
+    typer.echo(f"{result['file']}, reports {result['reports']}: {result['n']} questions over a folder of "
+               f"{len(result['folder'])} articles (top {result['top_k']}, threshold "
+               f"{result['calibration']['no_answer_threshold']:.2f}, unstated cost {result['calibration']['unstated_weight']:g})")
+    typer.echo(f"  fact ({fact['n']}):          EM {fact['exact_match']:.1f}  F1 {fact['f1']:.1f}  abstained {pct(fact['abstained'])}")
+    typer.echo(f"  list ({lists['n']}, {lists['gold_items']} items): found {pct(lists['items_found'])}  wrong "
+               f"{pct(lists['items_wrong'])} of {lists['given_items']} given (SQuAD EM; F1 >= 0.5: "
+               f"{pct(lists['items_found_f1'])} / {pct(lists['items_wrong_f1'])}; inside a given item: "
+               f"{pct(lists['items_found_contained'])} / {pct(lists['items_wrong_contained'])})  abstained {pct(lists['abstained'])}")
+    typer.echo(f"  abstained: answerable {pct(result['abstain_rate_answerable'])}, "
+               f"unanswerable {pct(result['abstain_rate_unanswerable'])} of {no['n']}")
+    typer.echo(f"  seconds per question: p50 {result['p50_s']:.3f}  p90 {result['p90_s']:.3f}")
 
 
 @app.command()
 def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data")] = Path("../shared/data/qa"),
               reader: ReaderOpt = None,
-              answer_rate: Annotated[float, typer.Option(help="share of answerable questions to keep answering")] = 0.96):
-    """Calibrate the abstention threshold and the confidence on the articles held out of training;
-    writes calibration.json beside the reader's weights."""
+              answer_rate: Annotated[float, typer.Option(help="share of answerable questions to keep answering")] = 0.96,
+              wikinews: Annotated[Optional[Path], typer.Option(help="the Wikinews dev set: its reports 1-16 are calibrated on too, never 17-32 (default: DATA/wikinews-dev.json when present)")] = None,
+              no_wikinews: Annotated[bool, typer.Option("--no-wikinews", help="the held-out SQuAD articles only")] = False,
+              out: Annotated[Optional[Path], typer.Option(help="write here instead: a folder (its calibration.json) or a .json file (default: beside the reader's weights)")] = None):
+    """Calibrate the abstention threshold and the confidence on the articles held out of training (and
+    the Wikinews dev set's reports 1-16); writes calibration.json beside the reader's weights, or --out."""
     from .embedding import Embedder
-    from .training.evaluate import calibrate as run
-    from .training.evaluate import save_calibration
     from .reader import Reader
+    from .training.evaluate import (
+        CALIBRATION_REPORTS,
+        WIKINEWS_FILE,
+        save_calibration,
+        wikinews_calibration_examples,
+    )
+    from .training.evaluate import calibrate as run
     from .training.squad import read_squad
     from .training.train import CALIBRATION_FILE, is_calibration
 
+    if wikinews is not None and no_wikinews:
+        _fail(ValueError("--wikinews and --no-wikinews: choose one"))
+    if wikinews is not None and not wikinews.is_file():
+        _fail(FileNotFoundError(f"no such file: {wikinews}"))
+    news_file = None if no_wikinews else wikinews or (data / WIKINEWS_FILE if (data / WIKINEWS_FILE).is_file() else None)
     s = Settings.from_env(reader=reader)
     path = data / CALIBRATION_FILE
-    examples = [e for e in read_squad(path) if is_calibration(path, e)]
+    try:
+        examples = [e for e in read_squad(path) if is_calibration(path, e)]
+        news = wikinews_calibration_examples(news_file) if news_file else []
+    except ValueError as err:
+        _fail(err)
+    source = f"{CALIBRATION_FILE}: {len(examples)} held-out questions"
+    if news:
+        source += f"; {news_file.name} reports {CALIBRATION_REPORTS[0]}-{CALIBRATION_REPORTS[1]}: {len(news)} questions"
     r = Reader(s.reader_path, s.window_tokens, s.window_stride, s.max_answer_tokens, s.batch_size)
-    calibration, stats = run(examples, s, Embedder(s.embedder), r, answer_rate)
-    out = save_calibration(s.reader_path, calibration, stats, f"{CALIBRATION_FILE}: {len(examples)} held-out questions")
-    typer.echo(f"wrote {out}: {calibration} {({k: v for k, v in stats.items() if k != 'stop_table'})}")
+    calibration, stats = run(examples, s, Embedder(s.embedder), r, answer_rate, wikinews=news)
+    written = save_calibration(out or s.reader_path, calibration, stats, source)
+    typer.echo(f"wrote {written} ({source}): {calibration} "
+               f"{({k: v for k, v in stats.items() if k not in ('stop_table', 'unstated_table')})}")
 
 
 @app.command()
