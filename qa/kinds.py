@@ -35,6 +35,9 @@ _NUMBER_WORDS = frozenset({
 })
 _SCALE = frozenset({"hundred", "thousand", "million", "billion", "trillion", "bn", "m", "k"})
 _FRACTION = frozenset({"half", "halves", "quarter", "quarters", "third", "thirds", "percent", "percentage"})
+# "one-eighth", "two thirds", "a fifth", "3/4": a fraction is a share
+_FRACTION_TEXT = re.compile(r"\b(?:(?:one|two|three|four|five|six|seven|eight|nine|a|an)[- ](?:thirds?|quarters?|fourths?|"
+                            r"fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?)|\d+/\d+)\b", re.IGNORECASE)
 _ORDINAL = frozenset({"first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"})
 _FREQUENCY = frozenset({"once", "twice", "thrice"})
 _TIME_WORDS = frozenset({
@@ -192,7 +195,7 @@ def traits(text: str, before: str = "", after: str = "") -> Traits:
     measure = any(u in v["measure"] for _, _, u in figures)
     money = any(b in v["symbols"] or u in v["currency"] for b, _, u in figures)
     share = any(u in ("%", "percent", "percentage", "per") for _, _, u in figures) or bool(
-        set(low) & {"half", "halves", "quarter", "quarters"} and not duration)
+        set(low) & {"half", "halves", "quarter", "quarters"} and not duration) or bool(_FRACTION_TEXT.search(text))
     months = bool(set(low) & v["months"]) or ("may" in low and number)
     days = bool(set(low) & v["days"])
     year = any(_YEAR.match(t) for t in toks) and not (money or share or measure or length)

@@ -200,3 +200,9 @@ def test_a_question_in_capitals_scores_as_in_normal_case(seed_qa):
     loud = seed_qa.answer("WHICH ACTOR WAS IN MR. SUNSHINE?")
     assert plain.text == loud.text == "Byun Yo-han"
     assert abs(plain.score - loud.score) < 0.02, (plain.score, loud.score)
+
+
+@pytest.mark.parametrize("text", ["one-eighth", "two thirds", "a fifth", "3/4", "22 percent"])
+def test_a_fraction_is_a_share(text):
+    # 'What was the proportion of Huguenots to Catholics?' -> 'one-eighth' was refused as "a number, not a share"
+    assert traits(text).share
