@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 
 from ..config import Settings
 from ..errors import QAError, StorageError
+from ..shapes import field_problem
 from .background import BackgroundLoop
 from .web import FetchError, download, fetch, normalize_url, save, strip_credentials
 
@@ -93,13 +94,11 @@ def _shape_problem(raw) -> str | None:
             return f"feed {n} is {type(f).__name__}, not an object"
         if not isinstance(f.get("url"), str):
             return f"feed {n} has no URL"
+        problem = field_problem(f, _FEED_FIELDS, f"feed {f['url']}", non_negative="articles", show=_short)
+        if problem:
+            return problem
         for key, value in f.items():
-            kind = _FEED_FIELDS.get(key)
-            if kind is None:
-                return f"feed {f['url']} has an unknown field {key!r}"
-            if not isinstance(value, kind) or isinstance(value, bool) or (key == "articles" and value < 0):
-                return f"feed {f['url']} has {key!r} {_short(value)}"
-            if kind is list and not all(isinstance(k, str) for k in value):
+            if _FEED_FIELDS[key] is list and not all(isinstance(k, str) for k in value):
                 return f"feed {f['url']} has {key!r} that is not a list of text"
     return None
 

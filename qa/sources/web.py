@@ -39,6 +39,7 @@ import time
 import unicodedata
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -339,6 +340,15 @@ def _read_response(url: str, current: str, response, max_bytes: int, accept: tup
 _PIECE = 64 * 1024   # the most a decoder gives at once
 
 
+def _held_back(step, more) -> Iterator[bytes]:
+    """The output a bounded decoder still holds back after its last call's limit, piece by piece."""
+    while more():
+        out = step(b"")
+        if not out:
+            break
+        yield out
+
+
 class _Corrupt(Exception):
     """Compressed data that cannot be decoded."""
 
@@ -364,11 +374,7 @@ class _Zlib:
             data = self.inflate.unconsumed_tail
             if out:
                 yield out
-        while not self.inflate.eof:  # output still held back by the last call's limit
-            out = self._inflate(b"")
-            if not out:
-                break
-            yield out
+        yield from _held_back(self._inflate, lambda: not self.inflate.eof)
 
     def _inflate(self, data: bytes) -> bytes:
         try:
@@ -406,11 +412,7 @@ class _Brotli:
         out = self._process(data)
         if out:
             yield out
-        while not self.brotli.can_accept_more_data():  # more output is waiting: only b"" may go in
-            out = self._process(b"")
-            if not out:
-                break
-            yield out
+        yield from _held_back(self._process, lambda: not self.brotli.can_accept_more_data())  # only b"" may go in
 
     def _process(self, data: bytes) -> bytes:
         try:

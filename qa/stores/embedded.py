@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 from ..chunking import Chunk, chunk_article
 from ..embedding import Embedder
 from ..errors import IndexBusy, IndexCorrupt, StorageError
+from ..shapes import field_problem
 from ..sources.files import Article
 from .base import ArticleEntry, Hit, UpdateReport, chunking_settings, plan_changes
 
@@ -128,12 +129,9 @@ def manifest_problem(manifest: dict) -> str | None:
         for key in _REQUIRED:
             if key not in entry:
                 return f"has an entry for {article_id!r} without {key!r}"
-        for key, value in entry.items():
-            kind = _ENTRY_FIELDS.get(key)
-            if kind is None:
-                return f"has an entry for {article_id!r} with an unknown field {key!r}"
-            if not isinstance(value, kind) or isinstance(value, bool) or (key == "chunks" and value < 0):
-                return f"has an entry for {article_id!r} whose {key!r} is {value!r}"
+        problem = field_problem(entry, _ENTRY_FIELDS, f"has an entry for {article_id!r} that", non_negative="chunks")
+        if problem:
+            return problem
     return None
 
 
