@@ -438,8 +438,11 @@ TINY_SQUAD = {"version": "tiny", "data": [{"title": "Lighthouse", "paragraphs": 
 
 
 def _as_nobody(paths: list[Path]) -> tuple | None:
-    """The command prefix that runs as the unprivileged `nobody` (root ignores file permissions), the
-    given paths handed to it; () when not root; None when root without setpriv (no way to drop it)."""
+    """The command prefix that runs without root's power over files (root ignores file permissions), the
+    given paths handed to `nobody` (so it cannot write them); () when not root; None when root without
+    setpriv (no way to drop it).
+    Root with every capability dropped, not `nobody` itself: it still reaches a checkout and virtual
+    environment that only root may enter (a clone under a mode-700 folder)."""
     if os.geteuid() != 0:
         return ()
     if not shutil.which("setpriv"):
@@ -447,7 +450,8 @@ def _as_nobody(paths: list[Path]) -> tuple | None:
     for p in paths:
         for q in [p, *p.rglob("*")]:
             os.chown(q, 65534, 65534)
-    return ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+            os.chmod(q, q.stat().st_mode | (0o005 if q.is_dir() else 0o004))  # readable by others: root without its power
+    return ("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--")
 
 
 def test_cli_commands_with_a_fault_in_each_store_operation(embedder, reader):
@@ -504,11 +508,9 @@ def test_cli_commands_with_a_fault_in_each_store_operation(embedder, reader):
         e = folders("unwritable")
         index = Path(e["QA_INDEX"])
         rewrite_manifest(index, _articles_a_list)
-        prefix = _as_nobody([Path(e["QA_ARTICLES"]), home, work / "unwritable" / "feeds.json"])
         for p in [index, *index.rglob("*")]:
             os.chmod(p, 0o555 if p.is_dir() else 0o444)
-        if prefix:
-            os.chown(work / "unwritable", 65534, 65534)   # the feeds file's lock beside it
+        prefix = _as_nobody([index])   # the index nobody's: the process can neither write it nor chmod it back
         if prefix is not None:
             faults.append(("an unwritable index with a manifest of the wrong shape", e, prefix,
                            ["index", "ask", "add", "feed poll"], "cannot write the index in"))
