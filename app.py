@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{f'polled every {s.feed_interval:g} s from {s.feeds_path}' if s.feed_interval > 0 else 'not polled'}", flush=True)
     try:
         demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_options(qa))
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        print(f"error: cannot serve on {args.host}:{args.port}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     finally:
         qa.stop_background()
     return 0

@@ -29,7 +29,7 @@ from qa.web import edge as web_edge
 from qa import InvalidInput
 from qa.limits import MAX_HISTORY_ITEMS
 
-from .conftest import SEED_ARTICLE, SEED_FILE
+from .conftest import SEED_ARTICLE, SEED_FILE, SEEDS
 
 QUESTION = "Who directed the film?"
 
@@ -449,3 +449,19 @@ def test_a_wrong_port_is_one_line_not_a_traceback():
     run = subprocess.run([sys.executable, "app.py"], cwd=launcher.__file__.rsplit("/", 1)[0], env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "--port" in run.stderr, run.stderr[-2000:]
+
+
+def test_a_taken_port_is_one_line_not_a_traceback(tmp_path):
+    import socket
+
+    shutil.copytree(SEEDS, tmp_path / "articles")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "QA_WATCH": "0", "QA_FEED_INTERVAL": "0"}
+        run = subprocess.run([sys.executable, "app.py", "--port", str(port), "--articles", str(tmp_path / "articles"),
+                              "--index", str(tmp_path / "index")], cwd=launcher.__file__.rsplit("/", 1)[0], env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"cannot serve on 127.0.0.1:{port}" in run.stderr
