@@ -112,12 +112,18 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         threshold = calibration.no_answer_threshold if threshold is None else threshold
         best_score = scored[0][0] if weight and scored else reading.gap
     wanted = asked(question) if question else None
-    kinds = [_traits(c, passages) for _, c in scored] if wanted else []
+    kinds: dict[int, object] = {}   # the kind of the candidates looked at, no more (it costs a parse each)
+
+    def kind(i: int):
+        if i not in kinds:
+            kinds[i] = _traits(scored[i][1], passages)
+        return kinds[i]
+
     pick: int | None = 0
     fitting = None
     if wanted is not None and scored:
         # the best span of the asked kind, when its gap is near the best span's
-        fitting = next((i for i, t in enumerate(kinds) if fits(wanted, t)), None)
+        fitting = next((i for i in range(len(scored)) if fits(wanted, kind(i))), None)
         pick = fitting if fitting is not None and (
             scored[fitting][1].features[0] >= scored[0][1].features[0] - KIND_MARGIN) else None
         if pick is not None and pick > 0:
@@ -136,12 +142,12 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         elif pick is None:   # no span of the asked kind near the best one: say what the best one is
             near = scored[0][1]
             best_score = scored[fitting][0] if fitting is not None else -math.inf
-            reason = why(question, wanted, near.span.text, kinds[0],
+            reason = why(question, wanted, near.span.text, kind(0),
                          scored[fitting][1].span.text if fitting is not None else None,
                          _passage_text(passages[near.span.context]), 0.0, mismatch=True)
         else:                # the best span (of the asked kind) is not sure enough
             near = scored[pick][1]
-            reason = why(question, wanted, near.span.text, kinds[pick] if kinds else _traits(near, passages), None,
+            reason = why(question, wanted, near.span.text, kind(pick), None,
                          _passage_text(passages[near.span.context]), confidence(best_score))
         return Answer(
             text=None, score=confidence(best_score),
