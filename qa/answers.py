@@ -6,11 +6,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .aggregate import Candidate, candidates, combined_score, sigmoid
+from .aggregate import Candidate, answer_key, candidates, combined_score, sigmoid
 from .chunking import Chunk
 from .config import Settings
 from .kinds import asked, fits, traits
-from .lists import asks_for_several, items
+from .lists import asks_for_several, items, same_shape
 from .metadata import asked_field, fact
 from .reader import Calibration, EarlyStop, Reading
 from .reasons import why
@@ -21,6 +21,11 @@ from .support import unstated
 # span gap is at most this far below the best span's; otherwise it abstains. Chosen on Wikinews dev
 # reports 1-16 (docs/how-it-works.md).
 KIND_MARGIN = 6.0
+# A list question whose answer stands in no list: the other spans of the same shape whose gap is at most
+# this far below the answer's are its other items ("Which relatives are quoted?": two people quoted in
+# different sentences). Wikinews dev reports 1-16 gave the same items from 3 to 6 (2 lost one); the middle.
+LIST_MARGIN = 4.0
+MAX_ITEMS = 8
 
 
 @dataclass(frozen=True)
@@ -159,9 +164,31 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
     if question and asks_for_several(question):
         c = scored[pick][1]
         chunk = passages[c.span.context].chunk
-        found = items(chunk.text, c.span.start, c.span.end)
-        chosen = replace(chosen, items=tuple(Item(chunk.text[a:b], chunk.start + a, chunk.start + b) for a, b in found))
+        found = items(chunk.text, c.span.start, c.span.end, question)
+        listed = tuple(Item(chunk.text[a:b], chunk.start + a, chunk.start + b) for a, b in found)
+        chosen = replace(chosen, items=listed or _separate_items(pick, [c for _, c in scored], answers))
     return replace(chosen, alternatives=tuple(answers[:pick] + answers[pick + 1 : 4]))
+
+
+def _separate_items(pick: int, found: list[Candidate], answers: list[Answer]) -> tuple[Item, ...]:
+    """The answer and the other spans of its shape within LIST_MARGIN of its gap, none inside another
+    (by place or by words: "Jim Swire" and "UK citizen Jim Swire" are one), the answer first; () when
+    there is no other."""
+    best = found[pick]
+    chosen = [answers[pick]]
+    for c, a in zip(found, answers):
+        if len(chosen) == MAX_ITEMS or c.features[0] < best.features[0] - LIST_MARGIN:
+            break
+        if c is best or not same_shape(best.span.text, c.span.text):
+            continue
+        words = set(c.key.split())
+        if any(a.article == b.article and a.start < b.end and b.start < a.end
+               or words <= set(answer_key(b.text).split()) or set(answer_key(b.text).split()) <= words for b in chosen):
+            continue
+        chosen.append(a)
+    if len(chosen) < 2:
+        return ()
+    return tuple(Item(a.text, a.start, a.end) for a in chosen)
 
 
 def _traits(c: Candidate, passages: list[Passage]):

@@ -6,7 +6,10 @@ that list with its offsets. An item has the answer's own shape: a name (capitali
 a figure with the same unit beside figures ("9.9%, over 25% and 46%"); two items are neighbours in the
 list when the words between them end with a comma, "and", "or" or "&" (an aside between them, ", known
 for ...,", is skipped). A span that is itself a list ("Sudan, Iran, Libya, and Yemen") is split the same
-way; a lower-case phrase only when the reader's span holds the whole list.
+way; a lower-case phrase only when the reader's span holds the whole list, or starts one that runs on
+after it ("found amulets, 22 bronze coins, a royal statue, and a bust"). When the answer stands in no
+list, the other things the reader found of the same shape and nearly as sure make the list
+(`same_shape`, answers.LIST_MARGIN): two people quoted in different sentences.
 """
 from __future__ import annotations
 
@@ -72,6 +75,7 @@ _FIGURE = re.compile(r"(?:(?:about|around|nearly|almost|over|under|some|more tha
                      r"[$£€¥]?\d(?:[\d,.]*\d)?(?:\s*(?:%|[^\W\d_]+))?")
 _SEPARATOR = re.compile(r"(?:,|\band\b|\bor\b|&)(?:\s+(?:the|a|an))?$")
 _AND = re.compile(r"\b(?:and|or)\b|&")
+_CLOSING = re.compile(r"(?:\band|\bor|&)(?:\s+(?:the|a|an))?$")   # the gap before a list's last item
 MAX_GAP_WORDS = 12
 
 
@@ -117,9 +121,38 @@ def _neighbours(sentence: str, gap: str) -> bool:
     return bool(g) and bool(_SEPARATOR.search(g)) and len(g.split()) <= MAX_GAP_WORDS and not re.search(r"[;:()]", g)
 
 
-def items(context: str, start: int, end: int) -> list[tuple[int, int]]:
+def _lists(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Every list the runs make, as (first, last) run indices: neighbours whose gaps are commas but for
+    the last, which holds "and" / "or" ("A, B and C", "A, B, and C", "A and B"). An "and" ends a list:
+    in "A, B, and C from X, and D and E" the lists are A-C, X-D and D-E, never A-E."""
+    gaps = [text[a[1] : b[0]] for a, b in pairwise(runs)]
+    found = []
+    for first in range(len(runs) - 1):
+        for last in range(first + 1, len(runs)):
+            gap = gaps[last - 1]
+            if not _neighbours(text, gap):
+                break
+            if _CLOSING.search(re.sub(r"[\"“”‘’]", "", gap).strip()):
+                found.append((first, last))
+                break
+    return found
+
+
+def _unasked(text: str, question: str) -> int:
+    """How many leading words of a name the question says already ("Which Detroit Pistons players ...":
+    "Detroit Pistons Chauncey Billups" -> 2); never every word."""
+    asked = {w.lower() for w in _WORD.findall(question)}
+    words = text.split()
+    n = 0
+    while n < len(words) - 1 and words[n].lower() in asked:
+        n += 1
+    return n
+
+
+def items(context: str, start: int, end: int, question: str = "") -> list[tuple[int, int]]:
     """The items of the list that the span context[start:end] stands in, each (start, end) in `context`,
-    in reading order; [] when it stands in none (fewer than two items)."""
+    in reading order; [] when it stands in none (fewer than two items). Where the span touches several
+    lists, the longest; a name item loses the leading words the `question` already says."""
     sentence = next(((s, e) for s, e in sentences(context) if s <= start < e), None)
     if sentence is None:
         return []
@@ -127,22 +160,62 @@ def items(context: str, start: int, end: int) -> list[tuple[int, int]]:
     text = context[s0:e0]
     span = (start - s0, min(end, e0) - s0)
     runs = _runs(text, span)
-    if not runs:
-        return _split(context, start, end)
     touching = [i for i, (s, e) in enumerate(runs) if s < span[1] and span[0] < e]
     if not touching:
-        return _split(context, start, end)
-    first, last = touching[0], touching[-1]
-    while first > 0 and _neighbours(text, text[runs[first - 1][1] : runs[first][0]]):
-        first -= 1
-    while last + 1 < len(runs) and _neighbours(text, text[runs[last][1] : runs[last + 1][0]]):
-        last += 1
-    chosen = runs[first : last + 1]
-    gaps = [text[a[1] : b[0]] for a, b in pairwise(chosen)]
-    if len(chosen) < 2 or not any(_AND.search(g) for g in gaps):
+        return _split(context, start, end) or _phrases(context, s0, e0, start, end)
+    lists = [(a, b) for a, b in _lists(text, runs) if any(a <= i <= b for i in touching)]
+    if not lists:
         return []
-    # the runs the span covers must be neighbours too: "Reggie Miller from Indiana, and ..." is not one list
+    first, last = max(lists, key=lambda ab: (ab[1] - ab[0], sum(ab[0] <= i <= ab[1] for i in touching)))
+    chosen = runs[first : last + 1]
+    if not re.search(r"\d", text[span[0] : span[1]]):   # names, not figures
+        trimmed = []
+        for s, e in chosen:
+            cut = _unasked(text[s:e], question)
+            trimmed.append((s + len(" ".join(text[s:e].split()[:cut])) + (1 if cut else 0), e) if cut else (s, e))
+        chosen = trimmed
     return [(s0 + s, s0 + e) for s, e in chosen]
+
+
+MAX_PHRASE_WORDS = 10   # an item of a lower-case list: "an alabaster mask resembling Marc Antony"
+MAX_PHRASES = 12
+_CLAUSE = re.compile(r"(?:which|who|whom|whose|that|where|when|while|but|although|though|because|as|if)\b", re.IGNORECASE)
+
+
+def _phrases(context: str, s0: int, e0: int, start: int, end: int) -> list[tuple[int, int]]:
+    """A lower-case span that is the first or a middle item of a comma list in its sentence ("found
+    amulets, 22 bronze coins, a royal statue, and a bust"): the span, then each comma-separated phrase
+    after it, up to the one that starts with "and" / "or" (or, without that comma, the phrase holding
+    " and ", split there). [] when no such end comes within a few short phrases, or at ; : ( )."""
+    rest = context[end:e0]
+    tail = re.match(r"[^;:()]*", rest).group()
+    if not tail.startswith(","):
+        return []
+    parts, pos = [], 1
+    for m in re.finditer(r",", tail[1:] + ","):
+        parts.append((pos, m.start() + 1))
+        pos = m.end() + 1
+    out = [(start, end)]
+    oxford = next((i for i, (a, b) in enumerate(parts) if re.match(r"\s*(?:and|or)\s", tail[a:b])), None)
+    for i, (a, b) in enumerate(parts[:MAX_PHRASES]):
+        phrase = tail[a:b]
+        if i == oxford:                   # ", and a statue bust": the last item
+            out.append((end + a + re.match(r"\s*(?:and|or)\s+", phrase).end(), end + b))
+            break
+        joined = list(re.finditer(r"\s(?:and|or)\s", phrase)) if oxford is None else []
+        if joined:                        # "coins and a royal statue": the last two items
+            out += [(end + a, end + a + joined[-1].start()), (end + a + joined[-1].end(), end + b)]
+            break
+        out.append((end + a, end + b))
+    else:
+        return []
+    out = [(a + len(context[a:b]) - len(context[a:b].lstrip()), b - len(context[a:b]) + len(context[a:b].rstrip()))
+           for a, b in out]
+    out = [(a, b - 1 if context[b - 1 : b] == "." else b) for a, b in out]
+    if len(out) < 2 or any(not context[a:b] or len(context[a:b].split()) > MAX_PHRASE_WORDS
+                           or _CLAUSE.match(context[a:b]) for a, b in out):
+        return []
+    return out
 
 
 def _split(context: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -157,3 +230,17 @@ def _split(context: str, start: int, end: int) -> list[tuple[int, int]]:
     if len(parts) < 2 or not _AND.search(text) or any(len(context[a:b].split()) > 6 for a, b in parts):
         return []
     return parts
+
+
+MAX_SHAPE_WORDS = 6
+
+
+def same_shape(a: str, b: str) -> bool:
+    """Whether two short spans are things of one kind for a list: both figures, or both names (capitalised,
+    no figure), each of at most MAX_SHAPE_WORDS words."""
+    if len(a.split()) > MAX_SHAPE_WORDS or len(b.split()) > MAX_SHAPE_WORDS:
+        return False
+    fig_a, fig_b = bool(re.search(r"\d", a)), bool(re.search(r"\d", b))
+    if fig_a or fig_b:
+        return fig_a and fig_b
+    return bool(_NAME.fullmatch(a.strip())) and bool(_NAME.fullmatch(b.strip()))

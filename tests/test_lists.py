@@ -9,11 +9,13 @@ import shutil
 import pytest
 
 from qa import QA, Settings
+from qa.answers import decide
 from qa.config import PACKAGE_ROOT
 from qa.lists import asks_for_several, items
 from qa.sources.files import read_article
 
 from .conftest import SEED_ARTICLE, SEED_FILE
+from .test_answers import passages_of
 
 BRIDGE = PACKAGE_ROOT / "tests" / "data" / "millbrook-bridge.txt"
 LEADS = ["Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"]
@@ -62,6 +64,30 @@ def test_the_items_of_a_list_around_the_span():
         "amulets", "coins", "a royal statue"]
 
 
+def test_a_list_ends_at_its_and():
+    # "A, B, and C from X, and D and E": the span's list is A-C, never A-E (Wikinews report 1)
+    brands = ("The purchase will allow the two stores to sell each other's brands, including Craftsman Tools, "
+              "Kenmore, and Lands' End from Sears, and Martha Stewart and Joe Boxer brands from Kmart.")
+    whole = brands[brands.index("Craftsman"):brands.index(" brands from Kmart")]
+    assert _items(brands, whole) == _items(brands, "Kenmore") == ["Craftsman Tools", "Kenmore", "Lands' End"]
+    # a span over two lists joined by ", and": the longer list, less the words the question says already
+    bench = ("In addition, Reggie Miller from Indiana, and Detroit Pistons Chauncey Billups, Elden Campbell and "
+             "Derrick Coleman were each suspended one game for leaving their bench.")
+    i, j = bench.index("Reggie"), bench.index(" were")
+    question = "Which Detroit Pistons players got one-game suspensions?"
+    assert [bench[s:e] for s, e in items(bench, i, j, question)] == ["Chauncey Billups", "Elden Campbell", "Derrick Coleman"]
+
+
+def test_a_lower_case_list_after_the_span():
+    found = ("The expedition has found amulets, 22 bronze coins cast with Cleopatra's image and her name, a royal "
+             "statue, an alabaster mask resembling Marc Antony, and a statue bust of Cleopatra.")
+    assert _items(found, "amulets") == ["amulets", "22 bronze coins cast with Cleopatra's image and her name",
+                                        "a royal statue", "an alabaster mask resembling Marc Antony",
+                                        "a statue bust of Cleopatra"]
+    assert _items("They found amulets, coins and a royal statue.", "amulets") == ["amulets", "coins", "a royal statue"]
+    assert _items("He found amulets, which were rare and old.", "amulets") == []   # a clause, not an item
+
+
 def test_no_items_where_the_span_stands_alone():
     seed = SEED_FILE.read_text(encoding="utf-8")
     assert _items(seed, "Kang Yun-sung") == []
@@ -101,6 +127,24 @@ def test_a_list_of_places_in_a_shipped_page(bridge_qa):
     page = read_article(BRIDGE, BRIDGE.name).text
     for item in a.items:
         assert page[item.start:item.end] == item.text
+
+
+def test_items_the_text_gives_in_separate_sentences(reader):
+    """Two relatives quoted in two sentences are no written list: the other name the reader found nearly as
+    surely is the second item; a question asking for one person keeps its single answer."""
+    text = ("Relatives of the victims gave their reactions to the verdict on Friday. Mary Quinn, whose son died in "
+            "the fire, said the sentence was far too short. However, Peter Lowe, the father of another victim, "
+            "believes the owner was not to blame for the fire.")
+    passages = passages_of([text])
+
+    def ask(question):
+        return decide(reader.read(question, [text]), passages, reader.calibration, question=question)
+
+    a = ask("Which relatives of the victims are quoted?")
+    assert a.text == "Mary Quinn" and [i.text for i in a.items] == ["Mary Quinn", "Peter Lowe"]
+    assert all(text[i.start:i.end] == i.text for i in a.items)
+    single = ask("Who said the sentence was far too short?")
+    assert single.text == "Mary Quinn" and single.items == ()
 
 
 def test_a_single_answer_is_unchanged(seed_qa):
