@@ -27,6 +27,8 @@ KNOWN_MISSES = {
     "What is the name of Byun Yo-han's wife?": "answers his earlier series (47 %)",
     "Which journal rejected the Neanderthal birch tar paper?": "answers the journal that published it (20 %)",
     "Who led the team of Dutch researchers?": "answers 'Neanderthal complex' (28 %)",
+    "What is the population of Skerrin?": "reader round 8: answers '180' (16 %), the ferry's passengers; round 7 abstained",
+    "How many people attended the annual decolonial festival?": "reader round 8: answers 'three' (21 %); round 7 abstained",
 }
 
 
