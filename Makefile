@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml $(LOCK)
 	# exactly the lock's torch, the local CPU wheel (a newer or plain one pulls gigabytes of CUDA); its
 	# dependencies come from the lock, with their hashes
 	$(BIN)/pip install --quiet --no-deps "$(TORCH)"
-	# everything else as locked, hash-checked (torch, installed above, is trusted as installed)
-	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	# everything else as locked, hash-checked (torch, installed above, is trusted as installed). The lock
+	# is the whole tree, so nothing is resolved (--no-deps; pip check below proves it consistent): the
+	# pip 23.2 that the venv brings otherwise picks a newer release for a locked package asked with an
+	# extra (justext's lxml[html_clean]) and refuses it as unpinned, as soon as that release is out
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	# the project itself, built by the lock's setuptools (no download of the newest one for the build)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
