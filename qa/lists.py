@@ -169,11 +169,8 @@ def items(context: str, start: int, end: int, question: str = "") -> list[tuple[
     first, last = max(lists, key=lambda ab: (ab[1] - ab[0], sum(ab[0] <= i <= ab[1] for i in touching)))
     chosen = runs[first : last + 1]
     if not re.search(r"\d", text[span[0] : span[1]]):   # names, not figures
-        trimmed = []
-        for s, e in chosen:
-            cut = _unasked(text[s:e], question)
-            trimmed.append((s + len(" ".join(text[s:e].split()[:cut])) + (1 if cut else 0), e) if cut else (s, e))
-        chosen = trimmed
+        starts = [[m.start() for m in re.finditer(r"\S+", text[s:e])] for s, e in chosen]
+        chosen = [(s + at[_unasked(text[s:e], question)], e) for (s, e), at in zip(chosen, starts)]
     return [(s0 + s, s0 + e) for s, e in chosen]
 
 

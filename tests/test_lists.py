@@ -76,6 +76,11 @@ def test_a_list_ends_at_its_and():
     i, j = bench.index("Reggie"), bench.index(" were")
     question = "Which Detroit Pistons players got one-game suspensions?"
     assert [bench[s:e] for s, e in items(bench, i, j, question)] == ["Chauncey Billups", "Elden Campbell", "Derrick Coleman"]
+    # the words cut are counted in the text as it is spaced (a double space, a line break)
+    spaced = bench.replace("Detroit Pistons Chauncey", "Detroit  Pistons\nChauncey")
+    i = spaced.index("Elden")
+    assert [spaced[s:e] for s, e in items(spaced, i, i + 5, question)] == ["Chauncey Billups", "Elden Campbell",
+                                                                         "Derrick Coleman"]
 
 
 def test_a_lower_case_list_after_the_span():
