@@ -1,7 +1,11 @@
 """The reader's ship rule (issue 37), measured in one run: every row for the shipped reader (the baseline)
 and for each candidate, then the verdict of each candidate against the baseline.
 
-    python bench/ship_gate.py CANDIDATE [CANDIDATE...] [--baseline models/reader] [--json OUT] [--rows a,b]
+    python bench/ship_gate.py CANDIDATE [CANDIDATE...] [--baseline models/reader] [--shipped READER]
+                              [--json OUT] [--rows a,b]
+
+The baseline of the guards stays the reader shipped when the rule was set (round 5); --shipped names the
+reader shipped now, which a candidate must also read at least as well as (reader-only and open F1).
 
 With --json, rows already in OUT are kept and only the missing ones (or those named by --rows) are measured,
 so the slow rows can run once and the speed row (seed) again for every reader side by side.
@@ -72,8 +76,9 @@ def _wn(rows: dict, part: str, key: str) -> float:
     return round(w["unanswerable"]["abstained"] * w["unanswerable"]["n"]) if w else float("nan")
 
 
-def verdict(base: dict, cand: dict) -> list[tuple[str, bool, str]]:
-    """(row, holds, figures) for every clause of the rule."""
+def verdict(base: dict, cand: dict, shipped: dict | None = None) -> list[tuple[str, bool, str]]:
+    """(row, holds, figures) for every clause of the rule; with `shipped` (the reader shipped now, when the
+    baseline is an older one), also: it reads at least as well as that reader (model card, round 8)."""
     if not all(k in cand and k in base for k in ("reader_f1", "open_f1", "seed_right", "multi_right", "news_right")):
         return [("every row measured", False, "missing rows")]
     checks = [
@@ -96,6 +101,10 @@ def verdict(base: dict, cand: dict) -> list[tuple[str, bool, str]]:
     if "reader_f1_fp32" in cand:
         checks.append(("int8 within 0.5 F1 of fp32", abs(cand["reader_f1"] - cand["reader_f1_fp32"]) <= 0.5,
                        f"{cand['reader_f1']:.2f} vs {cand['reader_f1_fp32']:.2f}"))
+    if shipped is not None and shipped is not cand:
+        for key, label in (("reader_f1", "reader-only F1"), ("open_f1", "open F1")):
+            checks.append((f"{label} >= the shipped reader's", cand[key] >= shipped[key],
+                           f"{cand[key]:.2f} vs {shipped[key]:.2f}"))
     if "wikinews_1-16" in cand:
         for key, label in (("fact_right", "Wikinews 1-16: fact right at most 2 fewer"),
                            ("unanswerable_abstained", "Wikinews 1-16: unanswerable abstained at most 2 fewer")):
@@ -108,12 +117,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("candidates", nargs="*")
     ap.add_argument("--baseline", default=str(ROOT / "models" / "reader"))
+    ap.add_argument("--shipped", help="the reader shipped now, when --baseline is an older one: measured too, "
+                                      "and a candidate must read at least as well (it may be one of the candidates)")
     ap.add_argument("--json", type=Path, help="write every row here")
     ap.add_argument("--rows", default="", help=f"comma-separated rows to measure (again) ({', '.join(ROWS)}); default: the missing ones")
     args = ap.parse_args()
     results = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
     again = {r for r in args.rows.split(",") if r}
-    for reader in [args.baseline, *args.candidates]:
+    readers = [args.baseline, *args.candidates]
+    if args.shipped and args.shipped not in readers:
+        readers.append(args.shipped)
+    for reader in readers:
         have = results.setdefault(reader, {})
         wanted = again or {r for r in ROWS if not any(k.startswith(r if r != "fp32" else "reader_f1_fp32") for k in have)}
         print(f"measuring {reader}: {', '.join(sorted(wanted)) or 'nothing new'}", file=sys.stderr, flush=True)
@@ -123,7 +137,7 @@ def main() -> int:
                 args.json.write_text(json.dumps(results, indent=2))
     base = results[args.baseline]
     for reader in args.candidates:
-        checks = verdict(base, results[reader])
+        checks = verdict(base, results[reader], results[args.shipped] if args.shipped else None)
         print(f"\n{reader}: {'SHIPS' if all(ok for _, ok, _ in checks) else 'does not ship'}")
         for row, ok, figures in checks:
             print(f"  {'ok  ' if ok else 'FAIL'} {row}: {figures}")
