@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .aggregate import Candidate, answer_key, candidates, combined_score, sigmoid
+from .aggregate import Candidate, candidates, combined_score, sigmoid
 from .chunking import Chunk
 from .config import Settings
 from .kinds import asked, fits, traits
@@ -175,20 +175,20 @@ def _separate_items(pick: int, found: list[Candidate], answers: list[Answer]) ->
     (by place or by words: "Jim Swire" and "UK citizen Jim Swire" are one), the answer first; () when
     there is no other."""
     best = found[pick]
-    chosen = [answers[pick]]
+    chosen = [(answers[pick], set(best.key.split()))]   # each item, with its normalised words
     for c, a in zip(found, answers):
         if len(chosen) == MAX_ITEMS or c.features[0] < best.features[0] - LIST_MARGIN:
             break
         if c is best or not same_shape(best.span.text, c.span.text):
             continue
         words = set(c.key.split())
-        if any(a.article == b.article and a.start < b.end and b.start < a.end
-               or words <= set(answer_key(b.text).split()) or set(answer_key(b.text).split()) <= words for b in chosen):
+        if any(a.article == b.article and a.start < b.end and b.start < a.end or words <= w or w <= words
+               for b, w in chosen):
             continue
-        chosen.append(a)
+        chosen.append((a, words))
     if len(chosen) < 2:
         return ()
-    return tuple(Item(a.text, a.start, a.end) for a in chosen)
+    return tuple(Item(a.text, a.start, a.end) for a, _ in chosen)
 
 
 def _traits(c: Candidate, passages: list[Passage]):

@@ -45,10 +45,11 @@ def sentences(text: str) -> list[tuple[int, int]]:
         spans.append((start, end))
         start = end
     spans.append((start, len(text)))
-    return [_strip(text, s, e) for s, e in spans if text[s:e].strip()]
+    return [strip_span(text, s, e) for s, e in spans if text[s:e].strip()]
 
 
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """text[start:end] without the white space at either end, as offsets."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -62,9 +63,9 @@ def _split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, i
     while end - start > size:
         cut = text.rfind(" ", start + size // 2, start + size)
         cut = cut if cut > start else start + size
-        pieces.append(_strip(text, start, cut))
+        pieces.append(strip_span(text, start, cut))
         start = cut
-    pieces.append(_strip(text, start, end))
+    pieces.append(strip_span(text, start, end))
     return [p for p in pieces if p[1] > p[0]]
 
 

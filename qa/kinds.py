@@ -280,13 +280,12 @@ def asked(question: str) -> Asked | None:
             if nxt[:1] in (["do"], ["does"], ["did"]):
                 return None   # "What does the time element mean?": what is asked is the verb's object
             after = words[i + 1 :]
-            for n in [x for x in after if x not in _SKIP][:3]:
+            for k, n in [(k, x) for k, x in enumerate(after) if x not in _SKIP][:3]:
                 if n in _ASKS_BY_WORD:
                     return Asked(_ASKS_BY_WORD[n], f"{w} {n}")
                 if n in ("name",):   # "what is the name of ...": any kind
                     return None
-                k = after.index(n)
-                if k + 1 < len(after) and after[k + 1] in ("the", "a", "an"):
+                if after[k + 1 : k + 2] in (["the"], ["a"], ["an"]):
                     return None   # "What causes the population ...": a verb, and what it asks is its object
             return None
         if i >= 2:   # the asking words open the question ("In which city", "By how much")

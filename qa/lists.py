@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
-from .chunking import sentences
+from .chunking import sentences, strip_span
 
 # "which countries ...", "what artifacts ...", "which two retailers ...": the words after which/what,
 # up to a verb or a preposition, hold a plural noun or a number
@@ -115,9 +115,14 @@ def _runs(sentence: str, span: tuple[int, int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _bare(gap: str) -> str:
+    """The words between two runs, quotes and surrounding white space left out."""
+    return re.sub(r"[\"“”‘’]", "", gap).strip()
+
+
 def _neighbours(sentence: str, gap: str) -> bool:
     """Whether two runs with `gap` between them are neighbours in one list."""
-    g = re.sub(r"[\"“”‘’]", "", gap).strip()
+    g = _bare(gap)
     return bool(g) and bool(_SEPARATOR.search(g)) and len(g.split()) <= MAX_GAP_WORDS and not re.search(r"[;:()]", g)
 
 
@@ -132,16 +137,15 @@ def _lists(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
             gap = gaps[last - 1]
             if not _neighbours(text, gap):
                 break
-            if _CLOSING.search(re.sub(r"[\"“”‘’]", "", gap).strip()):
+            if _CLOSING.search(_bare(gap)):
                 found.append((first, last))
                 break
     return found
 
 
-def _unasked(text: str, question: str) -> int:
-    """How many leading words of a name the question says already ("Which Detroit Pistons players ...":
-    "Detroit Pistons Chauncey Billups" -> 2); never every word."""
-    asked = {w.lower() for w in _WORD.findall(question)}
+def _unasked(text: str, asked: set[str]) -> int:
+    """How many leading words of a name the question says already (`asked`: its words, lower-cased; "Which
+    Detroit Pistons players ...": "Detroit Pistons Chauncey Billups" -> 2); never every word."""
     words = text.split()
     n = 0
     while n < len(words) - 1 and words[n].lower() in asked:
@@ -169,8 +173,9 @@ def items(context: str, start: int, end: int, question: str = "") -> list[tuple[
     first, last = max(lists, key=lambda ab: (ab[1] - ab[0], sum(ab[0] <= i <= ab[1] for i in touching)))
     chosen = runs[first : last + 1]
     if not re.search(r"\d", text[span[0] : span[1]]):   # names, not figures
+        asked = {w.lower() for w in _WORD.findall(question)}
         starts = [[m.start() for m in re.finditer(r"\S+", text[s:e])] for s, e in chosen]
-        chosen = [(s + at[_unasked(text[s:e], question)], e) for (s, e), at in zip(chosen, starts)]
+        chosen = [(s + at[_unasked(text[s:e], asked)], e) for (s, e), at in zip(chosen, starts)]
     return [(s0 + s, s0 + e) for s, e in chosen]
 
 
@@ -188,10 +193,8 @@ def _phrases(context: str, s0: int, e0: int, start: int, end: int) -> list[tuple
     tail = re.match(r"[^;:()]*", rest).group()
     if not tail.startswith(","):
         return []
-    parts, pos = [], 1
-    for m in re.finditer(r",", tail[1:] + ","):
-        parts.append((pos, m.start() + 1))
-        pos = m.end() + 1
+    commas = [m.start() for m in re.finditer(",", tail)] + [len(tail)]   # tail[0] is the first comma
+    parts = [(a + 1, b) for a, b in pairwise(commas)]
     out = [(start, end)]
     oxford = next((i for i, (a, b) in enumerate(parts) if re.match(r"\s*(?:and|or)\s", tail[a:b])), None)
     for i, (a, b) in enumerate(parts[:MAX_PHRASES]):
@@ -206,8 +209,7 @@ def _phrases(context: str, s0: int, e0: int, start: int, end: int) -> list[tuple
         out.append((end + a, end + b))
     else:
         return []
-    out = [(a + len(context[a:b]) - len(context[a:b].lstrip()), b - len(context[a:b]) + len(context[a:b].rstrip()))
-           for a, b in out]
+    out = [strip_span(context, a, b) for a, b in out]
     out = [(a, b - 1 if context[b - 1 : b] == "." else b) for a, b in out]
     if len(out) < 2 or any(not context[a:b] or len(context[a:b].split()) > MAX_PHRASE_WORDS
                            or _CLAUSE.match(context[a:b]) for a, b in out):
