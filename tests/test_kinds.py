@@ -18,6 +18,8 @@ from qa.config import PACKAGE_ROOT
 from qa.kinds import AMOUNT, COUNT, DURATION, LENGTH, MONEY, ORG, PERSON, PLACE, SHARE, TIME, asked, fits, traits
 from qa.training.metrics import normalize
 
+from .conftest import INT8_VNNI
+
 DATA = PACKAGE_ROOT / "tests" / "data"
 ACTORS = {"Byun Yo-han", "Bang Hyo-rin", "Yang Se-jong"}
 
@@ -106,7 +108,8 @@ def test_a_currency_just_outside_the_span_makes_it_money():
 KIND_CASES = [
     ("How many engineers worked on the repairs?", "14",
      "reader round 8 answers '3,000' (0.17), the people crossing each day: a number, and the cost of the unstated "
-     "'engineers' leaves it above the threshold (round 5's best was 'twice', refused as no number)"),
+     "'engineers' leaves it above the threshold (round 5's best was 'twice', refused as no number)"
+     if INT8_VNNI else None),   # AVX2 int8 (AMD EPYC, 2026-12-07): it falls under the threshold and abstains
     ("How much did the repairs cost?", "450,000 pounds", None),
     ("How long did the repairs take?", "eleven months", None),          # unsaid: a count of people
     ("In what year was the footbridge built?", "1868", None),           # unsaid: 'Victorian'

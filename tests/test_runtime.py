@@ -14,6 +14,7 @@ from qa.config import PACKAGE_ROOT, SHIPPED_READER
 from qa.export import model_inputs, onnx_model, weights_key
 from qa.reader import Reader
 from qa.runtime import OnnxReader, resolve_runtime
+from .conftest import INT8_VNNI
 from qa.windows import Window, make_windows
 
 SEED_QUESTIONS = json.loads((PACKAGE_ROOT / "tests" / "data" / "seed_questions.json").read_text())
@@ -32,6 +33,10 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
     # (neither is gold; a 0.01 margin in fp32)
     "Which actress appeared in Aema?": "near-tie between two spans of one sentence",
 }
+if not INT8_VNNI:
+    # AVX2 int8 (AMD EPYC, 2026-12-07, reader round 8): abstains (best 'Seoul' 0.13, 'central Seoul' 0.12,
+    # under the threshold), fp32 answers 'central Seoul': the kernels without VNNI round the other way
+    ALLOWED_DIFFERENCES["In which city do the characters run?"] = "near the threshold with AVX2 int8 kernels"
 
 
 @pytest.fixture(scope="module")
