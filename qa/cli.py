@@ -251,6 +251,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
           headline_rate: Annotated[float, typer.Option(help="share of contexts given a headline line")] = 0.3,
           max_steps: Annotated[int, typer.Option(help="stop at this step (the schedule ends there); 0 = epochs")] = 0,
           max_questions: Annotated[int, typer.Option(help="train on a seeded random sample of this many questions; 0 = all")] = 0,
+          keep_unanswerable: Annotated[bool, typer.Option(help="with --max-questions: every unanswerable question is in the sample, the rest drawn from the answerable ones")] = False,
           checkpoint_every: int = 200,
           seed: Annotated[int, typer.Option(help="data order and headline sampling; a new seed for a continued run sees a new order")] = 13,
           skip_batches: Annotated[int, typer.Option(help="start this many batches into the seed's data order (continue a finished run on data it has not seen)")] = 0,
@@ -269,7 +270,7 @@ def train(data: Annotated[Path, typer.Option(help="folder of SQuAD-format files 
     cfg = TrainConfig(base=base, data=files, out=str(out or work / "final"), work=str(work), epochs=epochs, batch_size=batch_size,
                       lr=lr, max_length=max_length, stride=stride, threads=threads,
                       distractors=distractors, absent_rate=absent_rate, gold_alone=gold_alone, unsaid_rate=unsaid_rate, headline_rate=headline_rate, max_steps=max_steps,
-                      max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,
+                      max_questions=max_questions, keep_unanswerable=keep_unanswerable, checkpoint_every=checkpoint_every, seed=seed, skip_batches=skip_batches,
                       snapshots=[int(x) for x in snapshots.split(",") if x.strip()])
     run(cfg)
 

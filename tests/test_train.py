@@ -2,6 +2,8 @@
 question read with its paragraph learns the span; read without it (absent_rate), it learns "no answer"."""
 from __future__ import annotations
 
+import random
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -51,6 +53,20 @@ def test_a_sample_is_seeded_distinct_and_in_order():
     ids = [int(e.id[1:]) for e in picked]
     assert len(set(ids)) == 10 and ids == sorted(ids)
     assert sample_examples(many, 0, seed=7) == many == sample_examples(many, 99, seed=7)
+
+
+def test_a_sample_can_keep_every_unanswerable_question():
+    many = [Example(f"q{i}", "Port Ellis", CONTEXT, f"Question {i}?", () if i % 10 == 0 else ("1911",),
+                    () if i % 10 == 0 else (CONTEXT.index("1911"),)) for i in range(50)]
+    picked = sample_examples(many, 12, seed=7, keep_unanswerable=True)
+    ids = [int(e.id[1:]) for e in picked]
+    assert len(set(ids)) == 12 and ids == sorted(ids)
+    assert {i for i in ids if i % 10 == 0} == {0, 10, 20, 30, 40}   # all five, and seven others
+    assert picked == sample_examples(many, 12, seed=7, keep_unanswerable=True)
+    # without it the draw is the one earlier runs made (a run's data order must not move)
+    assert sample_examples(many, 12, seed=7) == [many[i] for i in sorted(random.Random(7).sample(range(50), 12))]
+    with pytest.raises(ValueError, match="5 unanswerable questions to keep, more than the 4"):
+        sample_examples(many, 4, seed=7, keep_unanswerable=True)
 
 
 def test_gold_alone_reads_the_paragraph_by_itself_and_the_absent_share_without_it(tokenizer):
