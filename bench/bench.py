@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import QA, Settings
 from qa.embedding import Embedder
-from qa.training.evaluate import paragraph_articles
+from qa.training.distractors import paragraph_articles
 from qa.reader import Reader
 from qa.retrieval import Retriever
 from qa.training.squad import read_squad

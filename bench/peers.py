@@ -12,7 +12,7 @@ script, one after the other, never at the same time as ours; nothing is download
 Two question sets: the seed article's (tests/data/seed_questions.json, the default), or the Wikinews dev
 set (--set wikinews): a folder of its reports (--reports 1-16: decide on 1-16, report 17-32) plus the
 seed article, every system given the same passages of that folder and the same questions, scored with
-`qa eval`'s Wikinews rows (qa/training/evaluate.py wikinews_rows: fact EM/F1, list items found / wrong,
+`qa eval`'s Wikinews rows (qa/training/wikinews.py wikinews_rows: fact EM/F1, list items found / wrong,
 abstention by kind, p50/p90).
 
 A peer abstains when its answer is None. Haystack's reader always adds a no-answer candidate whose
@@ -177,7 +177,7 @@ def ours(seeds: dict, questions: list[str], repeat: int, work: Path, wikinews: l
     if wikinews is None:
         shutil.copytree(ROOT / "seeds", work / "articles")
     else:
-        from qa.training.evaluate import SEED_ARTICLE, write_reports
+        from qa.training.wikinews import SEED_ARTICLE, write_reports
 
         (work / "articles").mkdir()
         write_reports(wikinews, work / "articles", (SEED_ARTICLE,))
@@ -189,7 +189,7 @@ def ours(seeds: dict, questions: list[str], repeat: int, work: Path, wikinews: l
     }
 
     def ask(q: str):
-        from qa.training.evaluate import given_items
+        from qa.training.wikinews import given_items
 
         a = qa.answer(q)
         if wikinews is None:
@@ -203,7 +203,7 @@ def ours(seeds: dict, questions: list[str], repeat: int, work: Path, wikinews: l
 
 def score_wikinews(result: dict, examples: list) -> dict:
     """`qa eval`'s Wikinews rows for one system's answers, and its answer to each question."""
-    from qa.training.evaluate import given_items, per_question, wikinews_rows
+    from qa.training.wikinews import given_items, per_question, wikinews_rows
 
     records = []
     for ex in examples:
@@ -264,7 +264,7 @@ def main() -> int:
     examples = None
     if args.question_set == "wikinews":
         sys.path.insert(0, str(ROOT))
-        from qa.training.evaluate import in_reports, parse_reports
+        from qa.training.wikinews import in_reports, parse_reports
         from qa.training.squad import read_squad
 
         reports = parse_reports(args.reports) if args.reports else None

@@ -11,7 +11,7 @@ Reading more passages can only raise the best span and lower the no-answer score
 turns an answer into an abstention or back: only WHICH answer is given can change.
 
 The stop is chosen on the calibration articles (held out of training) by the rule `qa calibrate`
-uses (qa/training/evaluate.py choose_stop_score), and only reported on the eval file and the seed questions:
+uses (qa/training/calibrate.py choose_stop_score), and only reported on the eval file and the seed questions:
 
     python bench/read_policy.py [--json out.json] [--readings runs/read_policy.pkl]
 """
@@ -35,13 +35,8 @@ from tqdm import tqdm
 from qa import QA, Settings
 from qa.training.distractors import paragraph_articles
 from qa.embedding import Embedder
-from qa.training.evaluate import (
-    STOP_MAX_F1_LOSS,
-    STOP_SCORES,
-    choose_stop_score,
-    replay,
-    whole_articles_of,
-)
+from qa.training.calibrate import STOP_MAX_F1_LOSS, STOP_SCORES, choose_stop_score
+from qa.training.evaluate import replay, whole_articles_of
 from qa.reader import EarlyStop, Reader
 from qa.retrieval import Retriever
 from qa.training.squad import read_squad

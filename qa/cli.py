@@ -131,12 +131,8 @@ def eval_(file: Path, mode: Annotated[Optional[str], typer.Option("--mode", help
 
     from .embedding import Embedder
     from .reader import Reader
-    from .training.evaluate import (
-        evaluate_open,
-        evaluate_reader,
-        evaluate_wikinews,
-        parse_reports,
-    )
+    from .training.evaluate import evaluate_open, evaluate_reader
+    from .training.wikinews import evaluate_wikinews, parse_reports
     from .training.squad import has_kinds, read_squad
 
     if mode not in (None, "reader", "open", "wikinews"):
@@ -206,13 +202,9 @@ def calibrate(data: Annotated[Path, typer.Option(help="folder of the SQuAD data"
     the Wikinews dev set's reports 1-16); writes calibration.json beside the reader's weights, or --out."""
     from .embedding import Embedder
     from .reader import Reader
-    from .training.evaluate import (
-        CALIBRATION_REPORTS,
-        WIKINEWS_FILE,
-        save_calibration,
-        wikinews_calibration_examples,
-    )
-    from .training.evaluate import calibrate as run
+    from .training.calibrate import calibrate as run
+    from .training.calibrate import save_calibration
+    from .training.wikinews import CALIBRATION_REPORTS, WIKINEWS_FILE, wikinews_calibration_examples
     from .training.squad import read_squad
     from .training.train import CALIBRATION_FILE, is_calibration
 

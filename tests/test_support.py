@@ -11,7 +11,7 @@ import numpy as np
 
 from qa.answers import decide
 from qa.config import SHIPPED_READER
-from qa.training.evaluate import choose_unstated_weight
+from qa.training.calibrate import choose_unstated_weight
 from qa.reader import Reader
 from qa.support import content_terms, content_words, unstated
 

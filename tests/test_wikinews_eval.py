@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from qa.config import SHIPPED_READER
-from qa.training.evaluate import (
+from qa.training.calibrate import calibrate
+from qa.training.wikinews import (
     SEED_ARTICLE,
-    calibrate,
     evaluate_wikinews,
     given_items,
     parse_reports,
