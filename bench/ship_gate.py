@@ -8,7 +8,9 @@ The baseline of the guards stays the reader shipped when the rule was set (round
 reader shipped now, which a candidate must also read at least as well as (reader-only and open F1).
 
 With --json, rows already in OUT are kept and only the missing ones (or those named by --rows) are measured,
-so the slow rows can run once and the speed row (seed) again for every reader side by side.
+so the slow rows can run once and the speed row (seed) again for every reader side by side. Each reader's rows
+record the CPU they were measured on (qa/cpu.py), and rows from another CPU are never mixed in: the int8
+reader scores near-ties differently with and without VNNI (model card, round 9).
 
 Each row runs the project's own command in a child process, one after the other (never two at once):
 `qa eval` on the eval file (reader-only int8 and fp32, open), bench/seed_eval.py, bench/absent_facts.py
@@ -24,6 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qa.cpu import describe  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "qa"
 EVAL = DATA / "squad-v1.1-dev-part-eval.json"
@@ -36,6 +42,13 @@ def _json(cmd: list[str], env: dict | None = None) -> dict:
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def same_machine(rows: dict, here: dict, reader: str) -> None:
+    """Refuse to add to a reader's rows measured on another CPU (or on one not recorded)."""
+    if rows and rows.get("machine") != here:
+        raise SystemExit(f"{reader}: its rows in --json were measured on {rows.get('machine') or 'a CPU not recorded'}, "
+                         f"this is {here}; int8 figures differ by CPU: measure every row again into a new --json")
 
 
 ROWS = ("reader", "fp32", "open", "seed", "multi", "news", "wikinews")
@@ -127,8 +140,11 @@ def main() -> int:
     readers = [args.baseline, *args.candidates]
     if args.shipped and args.shipped not in readers:
         readers.append(args.shipped)
+    here = describe()
     for reader in readers:
         have = results.setdefault(reader, {})
+        same_machine(have, here, reader)
+        have["machine"] = here
         wanted = again or {r for r in ROWS if not any(k.startswith(r if r != "fp32" else "reader_f1_fp32") for k in have)}
         print(f"measuring {reader}: {', '.join(sorted(wanted)) or 'nothing new'}", file=sys.stderr, flush=True)
         for row in (r for r in ROWS if r in wanted):  # one at a time, kept as it comes

@@ -18,6 +18,7 @@ import pytest
 
 from qa import QA, Settings
 from qa.config import PACKAGE_ROOT
+from qa.cpu import has_int8_vnni
 from qa.embedding import Embedder
 from qa.reader import Reader
 
@@ -33,8 +34,7 @@ atexit.register(shutil.rmtree, SEEDS, True)
 # ONNX Runtime's int8 kernels differ by CPU: with AVX-512 VNNI or AMX (the Xeon the near-ties below were
 # measured on) they add exactly; on AVX2 alone (u8s8 pairs summed in 16 bits) they round otherwise, and a
 # few near-ties of the shipped reader tip the other way. Tests pinned to such a tie say so with this.
-_FLAGS = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").is_file() else set()
-INT8_VNNI = bool(_FLAGS & {"avx512_vnni", "avx_vnni", "amx_int8"})
+INT8_VNNI = has_int8_vnni()
 
 
 @pytest.fixture(scope="session")

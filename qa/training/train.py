@@ -8,7 +8,6 @@ under bf16 autocast -> resumable checkpoints -> fp16 safetensors in the output f
 from __future__ import annotations
 
 import json
-import platform
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from qa.chunking import sentences
+from qa.cpu import cpu_name, has_bf16
 from .distractors import hard_distractors
 from .squad import Example, read_squad
 from qa.windows import Window, answer_tokens, collate, make_windows
@@ -333,25 +333,6 @@ def save_model(model, tokenizer, folder: Path, info: dict) -> None:
     (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def bf16_supported() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16 or AMX), where bf16 autocast is faster than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: play safe
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -396,7 +377,7 @@ def train(cfg: TrainConfig) -> Path:
 
     # bf16 pays only where the CPU has bf16 instructions; on an AVX2-only CPU it is emulated and
     # measured 30x slower per step than fp32 (2026-11-25: 96 s a step against 3 s)
-    bf16 = bf16_supported()
+    bf16 = has_bf16()
     print(f"autocast bf16: {'on' if bf16 else 'off (the CPU has no bf16 instructions: fp32)'}")
     model.train()
     started = time.time()
@@ -441,7 +422,7 @@ def train(cfg: TrainConfig) -> Path:
         "steps": total,
         "steps_per_epoch": per_epoch,
         "seconds_this_run": round(time.time() - started),
-        "machine": f"{_cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "started_from": started_from,
         "slices": [*earlier, slice_record(cfg, total)],
         "config": asdict(cfg),
