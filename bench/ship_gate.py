@@ -26,11 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from qa.cpu import describe  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "qa"
 EVAL = DATA / "squad-v1.1-dev-part-eval.json"
 WIKINEWS = DATA / "wikinews-dev.json"

@@ -60,16 +60,10 @@ def unanswered_lanes(records: list[dict]) -> dict[str, tuple[np.ndarray, np.ndar
     }
 
 
-def unanswered_cases(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Every reading that should abstain (unanswered_lanes, all lanes together)."""
-    lanes = list(unanswered_lanes(records).values())
-    return np.concatenate([g for g, _ in lanes]), np.concatenate([s for _, s in lanes])
-
-
 def choose_unstated_weight(records: list[dict], target_answer_rate: float) -> tuple[float, list[dict]]:
     """The cost of the question's unstated words (Calibration.unstated_weight) that, at the threshold
     answering `target_answer_rate` of the answerable questions with their article, abstains on the most
-    of the readings that should (unanswered_cases, every lane counted alike); the smallest such weight
+    of the readings that should (unanswered_lanes, every lane counted alike); the smallest such weight
     (0 when the words do not help), and the table tried."""
     lanes = unanswered_lanes(records)
     answerable = [r for r in records if r.get("answerable", True)]

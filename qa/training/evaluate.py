@@ -32,7 +32,6 @@ from .distractors import paragraph_articles
 from .metrics import best_score, exact_match, token_f1
 from .squad import Example, read_squad
 
-
 BATCH = 16  # questions read together: their windows share forward passes
 
 

@@ -22,14 +22,11 @@ from .evaluate import mean
 from .metrics import LIST_RULES, best_score, exact_match, list_items, token_f1
 from .squad import Example, read_squad, report_number
 
-
-# -- the Wikinews dev set (../shared/data/qa/wikinews-dev.README.md) --------------------------------
 WIKINEWS_FILE = "wikinews-dev.json"
 # its usage rule: decide and calibrate on reports 1-16, report results on 17-32, never train on either
 CALIBRATION_REPORTS = (1, 16)
 REPORTED_REPORTS = (17, 32)
 SEED_ARTICLE = Path(__file__).resolve().parents[2] / "seeds" / "run-to-the-west-korea-first-ai-feature-film.txt"
-
 
 
 def parse_reports(spec: str) -> tuple[int, int]:
