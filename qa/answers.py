@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .aggregate import Candidate, candidates, combined_score, sigmoid
+from .bounds import name_bounds
 from .chunking import Chunk
 from .config import Settings
 from .kinds import asked, fits, traits
@@ -167,7 +168,17 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         found = items(chunk.text, c.span.start, c.span.end, question)
         listed = tuple(Item(chunk.text[a:b], chunk.start + a, chunk.start + b) for a, b in found)
         chosen = replace(chosen, items=listed or _separate_items(pick, [c for _, c in scored], answers))
+    elif question:
+        chosen = _the_name(question, chosen)
     return replace(chosen, alternatives=tuple(answers[:pick] + answers[pick + 1 : 4]))
+
+
+def _the_name(question: str, answer: Answer) -> Answer:
+    """The answer cut to the name the question asks for (qa/bounds.py): "opposition Renamo party" -> "Renamo"."""
+    a, b = name_bounds(question, answer.text)
+    if (a, b) == (0, len(answer.text)):
+        return answer
+    return replace(answer, text=answer.text[a:b], start=answer.start + a, end=answer.start + b)
 
 
 def _separate_items(pick: int, found: list[Candidate], answers: list[Answer]) -> tuple[Item, ...]:

@@ -146,6 +146,19 @@ def test_with_the_right_span_present_it_answers(said_qa, question, expected):
     assert a.reason is None
 
 
+@pytest.mark.parametrize("question, reader_span, name", [
+    ("Who reopened the footbridge?", "mayor Ruth Okafor", "Ruth Okafor"),
+    ("Who will give the speeches?", "captain Ellen Marsh", "Ellen Marsh"),
+])
+def test_who_is_answered_with_the_name_not_the_title(said_qa, reader, question, reader_span, name):
+    """qa/bounds.py: the reader takes in the title before the name; the answer is the name, at its place."""
+    article = (DATA / "millbrook-bridge.txt").read_text(encoding="utf-8")
+    assert reader.read(question, [article]).spans[0].text == reader_span
+    got = said_qa.answer(question)
+    assert got.text == name
+    assert article[got.start : got.end] == name
+
+
 @pytest.mark.parametrize("question", [
     pytest.param(q, id=q, marks=[pytest.mark.xfail(strict=True, reason=miss)] if miss else [])
     for q, _, miss in KIND_CASES])
