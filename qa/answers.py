@@ -10,7 +10,7 @@ from .aggregate import Candidate, candidates, combined_score, sigmoid
 from .bounds import name_bounds
 from .chunking import Chunk
 from .config import Settings
-from .kinds import asked, fits, traits
+from .kinds import Asked, asked, fits, traits
 from .lists import asks_for_several, items, same_shape
 from .metadata import asked_field, fact
 from .reader import Calibration, EarlyStop, Reading
@@ -169,13 +169,13 @@ def decide(reading: Reading, passages: list[Passage], calibration: Calibration, 
         listed = tuple(Item(chunk.text[a:b], chunk.start + a, chunk.start + b) for a, b in found)
         chosen = replace(chosen, items=listed or _separate_items(pick, [c for _, c in scored], answers))
     elif question:
-        chosen = _the_name(question, chosen)
+        chosen = _the_name(wanted, chosen)
     return replace(chosen, alternatives=tuple(answers[:pick] + answers[pick + 1 : 4]))
 
 
-def _the_name(question: str, answer: Answer) -> Answer:
-    """The answer cut to the name the question asks for (qa/bounds.py): "opposition Renamo party" -> "Renamo"."""
-    a, b = name_bounds(question, answer.text)
+def _the_name(wanted: Asked | None, answer: Answer) -> Answer:
+    """The answer cut to the name the question asks for (`wanted`, qa/bounds.py): "opposition Renamo party" -> "Renamo"."""
+    a, b = name_bounds(wanted, answer.text)
     if (a, b) == (0, len(answer.text)):
         return answer
     return replace(answer, text=answer.text[a:b], start=answer.start + a, end=answer.start + b)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 
-from .kinds import ORG, PERSON, asked
+from .kinds import ORG, PERSON, Asked
+from .lists import NAME_LINKS
 
 _TOKEN = re.compile(r"\S+")
-# the lower-case words inside names: "University of Colorado at Boulder", "Muhammad ibn Zakariya Razi"
-_LINKS = frozenset({"of", "the", "and", "&", "at", "for", "on", "de", "del", "della", "da", "di", "du", "des", "dos",
-                    "das", "do", "la", "le", "el", "al", "bin", "ibn", "bint", "von", "van", "der", "den", "ter", "zu",
-                    "y", "e"})
+# the lower-case words inside names (qa/lists.py's, and more particles: "Muhammad ibn Zakariya Razi")
+_LINKS = NAME_LINKS | {"and", "&", "della", "di", "du", "des", "dos", "das", "do", "la", "le", "el", "ibn", "bint",
+                       "den", "ter", "zu", "e"}
 _PREPOSITIONS = frozenset({"in", "from", "by", "to", "with", "into", "over", "under", "as", "like", "than", "who", "which"})
 _ARTICLES = frozenset({"the", "a", "an"})
 MAX_CUT_WORDS = 3   # words before the name, "the" aside; a longer lead-in is a clause ("the man who ran the ..."), not a title
@@ -29,16 +29,16 @@ def _capitalised(token: str) -> bool:
     return bool(word) and (word[0].isupper() or word[0].isdigit())
 
 
-def name_bounds(question: str, text: str) -> tuple[int, int]:
-    """The (start, end) of the name inside `text`, the reader's answer to `question`; (0, len(text)) when
-    the question asks for no person or organisation, or nothing is cut."""
+def name_bounds(wanted: Asked | None, text: str) -> tuple[int, int]:
+    """The (start, end) of the name inside `text`, the reader's answer to a question asking for `wanted`
+    (qa/kinds.py asked()); (0, len(text)) when that is no person or organisation, or nothing is cut."""
     whole = (0, len(text))
-    wanted = asked(question)
     if wanted is None or wanted.kind not in (PERSON, ORG) or any(q in text for q in "\"“”"):
         return whole
     words = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
     noun = wanted.words.split()[-1]   # "which party" -> "party" (lower case only: "Roman Catholic Church" stays)
-    if len(words) > 1 and words[-1][2].strip(".,") == noun:
+    noun_cut = len(words) > 1 and words[-1][2].strip(".,") == noun
+    if noun_cut:
         words = words[:-1]            # the question's own noun after the name
     # the name: the last run of capitalised words and the links between them; before it, the lead-in
     first = len(words)
@@ -47,11 +47,9 @@ def name_bounds(question: str, text: str) -> tuple[int, int]:
     while first < len(words) and not _capitalised(words[first][2]):
         first += 1                    # a name starts with a capital, not with "of" or "the"
     if first == len(words) or not _a_title(w for _, _, w in words[:first]):
+        if not noun_cut or not all(_capitalised(w) or w.lower() in _LINKS for _, _, w in words):
+            return whole              # nothing to cut, or what the noun's cut leaves is no name ("the ruling party")
         first = 0
-    if first == 0 and len(words) == len(_TOKEN.findall(text)):
-        return whole
-    if first == 0 and not all(_capitalised(w) or w.lower() in _LINKS for _, _, w in words):
-        return whole                  # the noun cut, but what is left is no name ("the ruling party")
     return words[first][0], words[-1][1]
 
 

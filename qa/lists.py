@@ -69,7 +69,9 @@ def asks_for_several(question: str) -> bool:
 
 
 # a capitalised name: words with a capital (or a figure: "7 Years") joined by short lower-case links
-_LINK = r"(?:of|the|at|de|del|da|von|van|der|al|bin|y|for|on)"   # "University of Colorado at Boulder"
+# the short lower-case words that join a name's capitalised words: "University of Colorado at Boulder"
+NAME_LINKS = frozenset({"of", "the", "at", "de", "del", "da", "von", "van", "der", "al", "bin", "y", "for", "on"})
+_LINK = "(?:" + "|".join(sorted(NAME_LINKS, key=len, reverse=True)) + ")"
 _NAME = re.compile(rf"[A-Z][\w'’.&-]*(?:\s+(?:{_LINK}\s+)*[A-Z][\w'’.&-]*)*")
 _FIGURE = re.compile(r"(?:(?:about|around|nearly|almost|over|under|some|more than|less than|up to)\s+)?"
                      r"[$£€¥]?\d(?:[\d,.]*\d)?(?:\s*(?:%|[^\W\d_]+))?")

@@ -9,6 +9,7 @@ import pytest
 
 from qa.answers import decide
 from qa.bounds import name_bounds
+from qa.kinds import asked
 
 from .test_answers import passages_of
 
@@ -35,7 +36,7 @@ from .test_answers import passages_of
     ("Which film won?", 'the film "Mr. Sunshine"', 'the film "Mr. Sunshine"'),   # a title in quotes
 ])
 def test_a_name_answer_is_the_name(question, text, name):
-    start, end = name_bounds(question, text)
+    start, end = name_bounds(asked(question), text)
     assert text[start:end] == name
 
 
